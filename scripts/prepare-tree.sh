@@ -30,18 +30,6 @@ unpack() { # dest
     rmdir "$tmp"
 }
 
-if [ "$mode" = vanilla ]; then
-    dest="$top/build/vanilla-src"
-    stamp=$(basename "$tarball")
-    if [ "$(cat "$dest/.rewind-stamp" 2>/dev/null)" != "$stamp" ]; then
-        unpack "$dest"
-        echo "$stamp" > "$dest/.rewind-stamp"
-    fi
-    exit 0
-fi
-[ "$mode" = rewind ] || die "usage: prepare-tree.sh rewind|vanilla"
-
-dest="$top/build/src"
 series="$top/patches/series"
 patches=()
 while read -r p; do
@@ -51,6 +39,30 @@ while read -r p; do
     [ -f "$top/patches/$p" ] || die "patches/series names $p, which does not exist"
     patches+=("$top/patches/$p")
 done < <(cat "$series" 2>/dev/null)
+
+if [ "$mode" = vanilla ]; then
+    # The unmodified base, for side-by-side benchmarks. Only the patches
+    # whose subject starts with "build:" are applied: without them the +ds
+    # tarball does not configure at all, and none changes what QEMU does.
+    dest="$top/build/vanilla-src"
+    build_patches=()
+    for p in "${patches[@]}"; do
+        grep -q '^Subject: \[PATCH\] build:' "$p" && build_patches+=("$p")
+    done
+    stamp=$(tree_stamp "$tarball" "${build_patches[@]}")
+    if [ "$(cat "$dest/.rewind-stamp" 2>/dev/null)" != "$stamp" ]; then
+        unpack "$dest"
+        for p in "${build_patches[@]}"; do
+            log "vanilla: applying build fix $(basename "$p")"
+            patch -s -d "$dest" -p1 < "$p" || die "$(basename "$p") does not apply"
+        done
+        echo "$stamp" > "$dest/.rewind-stamp"
+    fi
+    exit 0
+fi
+[ "$mode" = rewind ] || die "usage: prepare-tree.sh rewind|vanilla"
+
+dest="$top/build/src"
 
 stamp=$(tree_stamp "$tarball" "${patches[@]}")
 

@@ -14,7 +14,7 @@
 
 extern char **environ;
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 std::string ExitStatus::describe() const
 {
@@ -222,4 +222,4 @@ std::string shell_join(const std::vector<std::string> &argv)
     return out;
 }
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 struct ExitStatus {
     bool exited = false;   // normal exit (code valid)
@@ -62,4 +62,4 @@ CommandResult run_command(const std::vector<std::string> &argv,
 // Shell-style quoting of an argv, for printing a reproducible command line.
 std::string shell_join(const std::vector<std::string> &argv);
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test

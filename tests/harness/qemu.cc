@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -53,11 +53,16 @@ std::vector<std::string> QemuInstance::argv() const
     std::vector<std::string> a = {
         c.binary, "-M", "pc", "-m", std::to_string(c.memory_mb),
         "-nodefaults", "-display", "none", "-no-reboot",
+    };
+    for (const auto &dir : c.firmware_dirs) {
+        a.insert(a.end(), {"-L", dir});
+    }
+    a.insert(a.end(), {
         "-kernel", c.kernel, "-initrd", c.initrd, "-append", c.append,
         "-chardev", "file,id=ser0,path=" + workdir_ + "/serial.log",
         "-serial", "chardev:ser0",
         "-qmp", "unix:" + workdir_ + "/qmp.sock,server=on,wait=off",
-    };
+    });
     if (c.mode != RrMode::None) {
         std::string icount = "shift=auto";
         if (c.mode == RrMode::Record || c.mode == RrMode::Replay) {
@@ -202,4 +207,4 @@ RunResult run_to_poweroff(const QemuConfig &config, const std::string &workdir,
     return r;
 }
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test

@@ -13,13 +13,14 @@
 #include <string>
 #include <vector>
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 enum class RrMode { None, Icount, Record, Replay };
 const char *to_string(RrMode mode);
 
 struct QemuConfig {
     std::string binary;                  // default: qemu_binary()
+    std::vector<std::string> firmware_dirs;  // -L DIR each (vanilla builds)
     std::string kernel;                  // default: images_dir()/vmlinuz
     std::string initrd;                  // required
     std::string append;                  // kernel command line
@@ -91,4 +92,4 @@ RunResult run_to_poweroff(const QemuConfig &config, const std::string &workdir,
 // slow or loaded machines.
 std::chrono::milliseconds scaled(std::chrono::milliseconds base);
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <thread>
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -158,4 +158,4 @@ json QmpClient::wait_event(const std::string &name,
     }
 }
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test

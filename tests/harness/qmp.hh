@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 class QmpError : public std::runtime_error {
 public:
@@ -50,4 +50,4 @@ private:
     std::deque<nlohmann::json> events_;
 };
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test

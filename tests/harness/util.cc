@@ -14,7 +14,7 @@
 
 namespace fs = std::filesystem;
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 std::string read_file(const std::string &path)
 {
@@ -199,9 +199,9 @@ std::string qemu_img_binary() { return required_env("REWIND_QEMU_IMG"); }
 std::string images_dir() { return required_env("REWIND_IMAGES"); }
 std::string gdb_binary() { return env_or("REWIND_GDB", "gdb"); }
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 // The guests print md5sum output; coreutils' md5sum is on every machine.
 std::string md5_hex(const std::string &data)
@@ -221,4 +221,68 @@ std::string md5_hex(const std::string &data)
     return std::string(buf, 32);
 }
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test
+
+#include <chrono>
+#include <thread>
+
+namespace qemu_rewind::test {
+
+TcpClient::TcpClient(int port, int timeout_ms) : port_(port)
+{
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        if (connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0) {
+            return;
+        }
+        close(fd_);
+        fd_ = -1;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            throw std::runtime_error("cannot connect to 127.0.0.1:" +
+                                     std::to_string(port));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
+TcpClient::~TcpClient()
+{
+    if (fd_ >= 0) {
+        close(fd_);
+    }
+}
+
+void TcpClient::send(const std::string &data)
+{
+    std::size_t off = 0;
+    while (off < data.size()) {
+        ssize_t n = write(fd_, data.data() + off, data.size() - off);
+        if (n <= 0) {
+            throw std::runtime_error("write to 127.0.0.1:" + std::to_string(port_) +
+                                     " failed");
+        }
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+bool wait_for_text(const std::string &path, const std::string &needle,
+                   int timeout_ms)
+{
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (read_file(path).find(needle) != std::string::npos) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+}  // namespace qemu_rewind::test

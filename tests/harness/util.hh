@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace rewind::test {
+namespace qemu_rewind::test {
 
 std::string read_file(const std::string &path);   // "" if missing
 void write_file(const std::string &path, const std::string &data);
@@ -49,4 +49,25 @@ std::string qemu_img_binary();   // REWIND_QEMU_IMG
 std::string images_dir();        // REWIND_IMAGES
 std::string gdb_binary();        // REWIND_GDB, default "gdb"
 
-}  // namespace rewind::test
+}  // namespace qemu_rewind::test
+
+namespace qemu_rewind::test {
+// A TCP connection to 127.0.0.1:port (connecting retries until the
+// timeout). Closing it early can make QEMU's socket chardev drop input the
+// guest has not consumed yet, so keep it open until the guest is done.
+class TcpClient {
+public:
+    TcpClient(int port, int timeout_ms);
+    ~TcpClient();
+    TcpClient(const TcpClient &) = delete;
+    TcpClient &operator=(const TcpClient &) = delete;
+    void send(const std::string &data);
+
+private:
+    int fd_ = -1;
+    int port_;
+};
+// Polls a file until it contains `needle`; false on timeout.
+bool wait_for_text(const std::string &path, const std::string &needle,
+                   int timeout_ms);
+}  // namespace qemu_rewind::test

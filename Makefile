@@ -1,0 +1,62 @@
+# QEMU Rewind: top-level commands. Everything is built under build/.
+#
+#   make            configure if needed, build QEMU (build/qemu) and our tools
+#   make check      build everything, the guest images, and run every test
+#                   (TESTS='boot:*' or TESTS='[gdb]' runs a subset)
+#   make demo       record guest (a), replay it under gdb, reverse-continue
+#                   to the last write of a kernel variable
+#   make vanilla    build the unpatched base into build/vanilla
+#   make bench      compare this build with vanilla (not part of check)
+#   make images     build the guest kernel + initramfs images
+#   make refresh-patches   export commits in build/src to patches/
+#
+# As root, missing Debian packages are installed on the way.
+
+SHELL := /bin/bash
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+NINJA ?= ninja
+TESTS ?=
+
+.PHONY: all configure qemu tools images check demo vanilla bench \
+        refresh-patches clean distclean deps-test
+
+all: qemu tools
+
+# ./configure is cheap to re-run: it only redoes what changed.
+configure:
+	@$(TOP)/configure
+
+qemu: configure
+	@$(TOP)/scripts/prepare-tree.sh rewind
+	$(NINJA) -C $(TOP)/build/qemu qemu-system-x86_64 qemu-img
+
+tools: configure
+	$(NINJA) -C $(TOP)/build/tools
+
+deps-test:
+	@$(TOP)/scripts/install-deps.sh test
+
+images: deps-test
+	@$(TOP)/scripts/make-guest-images.sh $(TOP)/build/images
+
+check: all images
+	@$(TOP)/tests/run-tests.sh $(TESTS)
+
+demo: all images
+	@$(TOP)/scripts/demo.sh
+
+vanilla: configure
+	@$(TOP)/scripts/build-vanilla.sh
+
+bench: all vanilla images
+	@. $(TOP)/scripts/env.sh && $(TOP)/build/tools/tests/bench/rewind-bench --out $(TOP)/build/bench/results.json $(BENCH_ARGS)
+
+refresh-patches:
+	@$(TOP)/scripts/refresh-patches.sh
+
+clean:
+	rm -rf $(TOP)/build/qemu $(TOP)/build/tools $(TOP)/build/vanilla $(TOP)/build/test-tmp
+
+# Also drops the fetched base, the prepared trees and the guest images.
+distclean:
+	rm -rf $(TOP)/build

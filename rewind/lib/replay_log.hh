@@ -1,0 +1,331 @@
+// Reader for QEMU 10.0's record/replay log (REPLAY_VERSION 0xe0200c).
+//
+// Layout (replay/replay.c, replay/replay-internal.c):
+//   header : u32 version, u64 field that QEMU 10.0 never writes (HEADER_SIZE = 12)
+//   events : u8 code, then a payload whose shape depends on the code
+// All integers are big-endian; an "array" is a u32 length followed by that many bytes.
+// QEMU writes the version only in replay_finish(), so a recording that was killed
+// (or is still running) has an all-zero header.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace qemu_rewind {
+
+inline constexpr std::uint32_t kReplayVersion = 0xe0200c;
+inline constexpr std::size_t kReplayHeaderSize = 4 + 8;
+
+// Event codes, enum ReplayEvents in replay/replay-internal.h. Ranges encode a
+// sub-kind in the code itself (async kind, shutdown cause, clock, checkpoint).
+namespace code {
+inline constexpr std::uint8_t kInstruction = 0;
+inline constexpr std::uint8_t kInterrupt = 1;
+inline constexpr std::uint8_t kException = 2;
+inline constexpr std::uint8_t kAsync = 3;  // + ReplayAsyncEventKind (7)
+inline constexpr std::uint8_t kAsyncLast = 9;
+inline constexpr std::uint8_t kShutdown = 10;  // + ShutdownCause, 0..SHUTDOWN_CAUSE__MAX
+inline constexpr std::uint8_t kShutdownLast = 21;
+inline constexpr std::uint8_t kCharWrite = 22;
+inline constexpr std::uint8_t kCharReadAll = 23;
+inline constexpr std::uint8_t kCharReadAllError = 24;
+inline constexpr std::uint8_t kAudioOut = 25;
+inline constexpr std::uint8_t kAudioIn = 26;
+inline constexpr std::uint8_t kRandom = 27;
+inline constexpr std::uint8_t kClock = 28;  // + ReplayClockKind (2)
+inline constexpr std::uint8_t kClockLast = 29;
+inline constexpr std::uint8_t kCheckpoint = 30;  // + ReplayCheckpoint (9)
+inline constexpr std::uint8_t kCheckpointLast = 38;
+inline constexpr std::uint8_t kEnd = 39;
+inline constexpr std::uint8_t kCount = 40;  // first invalid code
+}  // namespace code
+
+// Coarse event family; one per range of codes.
+enum class EventKind : std::uint8_t {
+    Instruction,
+    Interrupt,
+    Exception,
+    Async,
+    Shutdown,
+    CharWrite,
+    CharReadAll,
+    CharReadAllError,
+    AudioOut,
+    AudioIn,
+    Random,
+    Clock,
+    Checkpoint,
+    End,
+};
+inline constexpr std::size_t kEventKindCount = 14;
+
+// ReplayAsyncEventKind (replay/replay-internal.h).
+enum class AsyncKind : std::uint8_t { Bh, BhOneshot, Input, InputSync, CharRead, Block, Net };
+
+// ReplayClockKind (include/system/replay.h).
+enum class ClockKind : std::uint8_t { Host, VirtualRt };
+
+// ReplayCheckpoint (include/system/replay.h).
+enum class Checkpoint : std::uint8_t {
+    ClockWarpStart,
+    ClockWarpAccount,
+    ResetRequested,
+    SuspendRequested,
+    ClockVirtual,
+    ClockHost,
+    ClockVirtualRt,
+    Init,
+    Reset,
+};
+
+// ShutdownCause (qapi/run-state.json). The code range also admits the value
+// SHUTDOWN_CAUSE__MAX (11), which QEMU accepts when reading; kept as a raw number.
+using ShutdownCause = std::uint8_t;
+inline constexpr ShutdownCause kShutdownCauseCount = 11;
+
+// InputEventKind / KeyValueKind (qapi/ui.json); other enums of the input
+// payload (QKeyCode, InputButton, InputAxis, InputMultiTouchType) stay raw.
+enum class InputKind : std::uint32_t { Key, Btn, Rel, Abs, Mtt };
+enum class KeyValueKind : std::uint32_t { Number, Qcode };
+
+// ---- payloads, one struct per payload shape ----
+
+struct InstructionPayload {
+    std::uint32_t count = 0;  // instructions executed since the previous event
+};
+
+// ASYNC_EVENT_BH, ASYNC_EVENT_BH_ONESHOT (icount when scheduled) and
+// ASYNC_EVENT_BLOCK (blkreplay request id).
+struct AsyncIdPayload {
+    std::uint64_t id = 0;
+};
+
+struct InputPayload {
+    InputKind type = InputKind::Key;
+    // Key
+    KeyValueKind key_kind = KeyValueKind::Number;
+    std::int64_t key_number = 0;  // KEY_VALUE_KIND_NUMBER
+    std::uint32_t qcode = 0;      // KEY_VALUE_KIND_QCODE
+    // Key and Btn
+    bool down = false;
+    std::uint32_t button = 0;  // InputButton
+    // Rel, Abs and Mtt
+    std::uint32_t axis = 0;  // InputAxis
+    std::int64_t value = 0;
+    // Mtt
+    std::uint32_t mtt_type = 0;  // InputMultiTouchType
+    std::int64_t slot = 0;
+    std::int64_t tracking_id = 0;
+};
+
+struct CharReadPayload {       // ASYNC_EVENT_CHAR_READ: bytes from a chardev backend
+    std::uint8_t chardev = 0;  // index in QEMU's registration order
+    std::vector<std::uint8_t> data;
+};
+
+struct NetPayload {           // ASYNC_EVENT_NET: packet passed through filter-replay
+    std::uint8_t filter = 0;  // index in QEMU's registration order
+    std::uint32_t flags = 0;
+    std::vector<std::uint8_t> packet;
+};
+
+struct CharWritePayload {
+    std::int32_t result = 0;
+    std::int32_t offset = 0;
+};
+
+struct CharReadAllPayload {
+    std::vector<std::uint8_t> data;
+};
+
+struct CharReadAllErrorPayload {
+    std::int32_t result = 0;  // negative errno-style value
+};
+
+struct AudioOutPayload {
+    std::uint64_t played = 0;
+};
+
+struct AudioSample {
+    std::uint64_t left = 0;
+    std::uint64_t right = 0;
+};
+
+struct AudioInPayload {
+    std::uint64_t recorded = 0;
+    std::uint64_t write_pos = 0;
+    std::vector<AudioSample> samples;
+};
+
+struct RandomPayload {
+    std::int32_t result = 0;
+    std::vector<std::uint8_t> data;
+};
+
+struct ClockPayload {
+    std::int64_t value = 0;
+};
+
+// std::monostate: events without a payload (interrupt, exception, input sync,
+// shutdown, checkpoint, end).
+using EventPayload =
+    std::variant<std::monostate, InstructionPayload, AsyncIdPayload, InputPayload, CharReadPayload,
+                 NetPayload, CharWritePayload, CharReadAllPayload, CharReadAllErrorPayload, AudioOutPayload,
+                 AudioInPayload, RandomPayload, ClockPayload>;
+
+struct ReplayEvent {
+    std::uint64_t offset = 0;  // file offset of the code byte
+    std::uint64_t size = 0;    // bytes taken by code + payload
+    std::uint8_t code = 0;
+    EventKind kind = EventKind::End;
+    // Instructions executed before this event (sum of all earlier
+    // EVENT_INSTRUCTION deltas). For EVENT_INSTRUCTION itself it is the count
+    // before its delta is applied.
+    std::uint64_t icount = 0;
+    EventPayload payload;
+
+    // Sub-kinds encoded in the code; nullopt when the event is of another kind.
+    [[nodiscard]] std::optional<AsyncKind> async_kind() const;
+    [[nodiscard]] std::optional<ClockKind> clock_kind() const;
+    [[nodiscard]] std::optional<Checkpoint> checkpoint() const;
+    [[nodiscard]] std::optional<ShutdownCause> shutdown_cause() const;
+};
+
+// ---- names ----
+
+// Coarse name: "EVENT_INSTRUCTION", "EVENT_ASYNC", "EVENT_CLOCK", ...
+std::string_view event_kind_name(EventKind kind);
+// Per-code name following QEMU's replay_event_name(): "EVENT_INSTRUCTION",
+// "ASYNC_EVENT_BH", "SHUTDOWN_CAUSE_HOST_SIGNAL", "CLOCK_HOST", "CHECKPOINT_INIT".
+// Unknown codes give "UNKNOWN_EVENT_<n>".
+std::string event_code_name(std::uint8_t code);
+std::optional<EventKind> event_kind_of(std::uint8_t code);
+std::string_view async_kind_name(AsyncKind kind);
+std::string_view clock_kind_name(ClockKind kind);
+std::string_view checkpoint_name(Checkpoint checkpoint);
+std::string shutdown_cause_name(ShutdownCause cause);
+// Human-readable "key=value ..." rendering of an event's decoded fields.
+std::string describe_fields(const ReplayEvent& event);
+
+// ---- errors ----
+
+class ReplayLogError : public std::runtime_error {
+public:
+    enum class Kind {
+        NotReplayLog,       // header is not a QEMU replay log at all
+        WrongVersion,       // QEMU replay log of another format version
+        UnfinalizedHeader,  // all-zero version: QEMU did not finish the recording
+        Truncated,          // data ends inside an event
+        UnknownEvent,       // event code >= EVENT_COUNT
+        InvalidPayload,     // a payload value QEMU could not have written or replayed
+        TrailingData,       // bytes after EVENT_END
+        Io,                 // cannot open or read the file
+    };
+
+    ReplayLogError(Kind kind, std::uint64_t offset, const std::string& message);
+
+    [[nodiscard]] Kind kind() const noexcept { return kind_; }
+    // Byte offset in the log where the problem was detected.
+    [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
+
+private:
+    Kind kind_;
+    std::uint64_t offset_;
+};
+
+// ---- reader ----
+
+struct ReaderOptions {
+    // Accept a version field of 0, which is what a recording killed before
+    // replay_finish() (or still running) leaves behind.
+    bool allow_unfinalized_header = false;
+    // Treat a cut inside the last event as the end of the log instead of an
+    // error; the cut is reported by ReplayLogReader::truncation(). Meant for
+    // killed recordings whose last stdio buffer was never flushed.
+    bool tolerate_truncated_tail = false;
+};
+
+struct LogHeader {
+    std::uint32_t version = 0;
+    std::uint64_t reserved = 0;  // second header field; QEMU 10.0 leaves it zero
+    bool finalized = false;      // version was written (recording ended cleanly)
+};
+
+struct Truncation {
+    std::uint64_t offset = 0;        // where the data ran out
+    std::uint64_t event_offset = 0;  // start of the cut event
+    std::string message;
+};
+
+class ByteInput;  // defined in replay_log.cc
+
+// Streams events one at a time without loading the file into memory.
+// Not copyable; every method may throw ReplayLogError.
+class ReplayLogReader {
+public:
+    explicit ReplayLogReader(const std::filesystem::path& path, ReaderOptions options = {});
+    explicit ReplayLogReader(std::vector<std::uint8_t> bytes, ReaderOptions options = {});
+    ~ReplayLogReader();
+    ReplayLogReader(ReplayLogReader&&) noexcept;
+    ReplayLogReader& operator=(ReplayLogReader&&) noexcept;
+    ReplayLogReader(const ReplayLogReader&) = delete;
+    ReplayLogReader& operator=(const ReplayLogReader&) = delete;
+
+    // Next event, or nullopt at the end of the log (after EVENT_END, at the
+    // end of the data on an event boundary, or at a tolerated truncation).
+    std::optional<ReplayEvent> next();
+
+    [[nodiscard]] const LogHeader& header() const noexcept { return header_; }
+    [[nodiscard]] std::uint64_t size() const noexcept;                       // total bytes of the log
+    [[nodiscard]] std::uint64_t icount() const noexcept { return icount_; }  // after last event
+    [[nodiscard]] bool saw_end_event() const noexcept { return saw_end_; }
+    [[nodiscard]] const std::optional<Truncation>& truncation() const noexcept { return truncation_; }
+
+private:
+    void read_header();
+    ReplayEvent decode_event();
+
+    std::unique_ptr<ByteInput> input_;
+    ReaderOptions options_;
+    LogHeader header_;
+    std::uint64_t icount_ = 0;
+    std::uint64_t last_event_offset_ = 0;
+    bool saw_end_ = false;
+    bool done_ = false;
+    std::optional<Truncation> truncation_;
+};
+
+// ---- summary ----
+
+struct LogSummary {
+    LogHeader header;
+    std::uint64_t bytes = 0;
+    std::uint64_t event_count = 0;
+    std::uint64_t instructions = 0;                            // sum of EVENT_INSTRUCTION deltas
+    std::array<std::uint64_t, kEventKindCount> kind_counts{};  // indexed by EventKind
+    std::array<std::uint64_t, 256> code_counts{};              // indexed by code
+    // Bytes fed from chardev backends to the guest: ASYNC_EVENT_CHAR_READ
+    // payloads (serial/console input) plus EVENT_CHAR_READ_ALL payloads.
+    std::uint64_t char_read_bytes = 0;
+    std::uint64_t net_bytes = 0;  // ASYNC_EVENT_NET packet bytes
+    bool has_end_event = false;
+    std::optional<Truncation> truncation;  // only with tolerate_truncated_tail
+
+    [[nodiscard]] std::uint64_t count(EventKind kind) const {
+        return kind_counts[static_cast<std::size_t>(kind)];
+    }
+};
+
+// Reads the remaining events of `reader` and tallies them.
+LogSummary summarize(ReplayLogReader& reader);
+LogSummary summarize(const std::filesystem::path& path, ReaderOptions options = {});
+
+}  // namespace qemu_rewind

@@ -1,0 +1,220 @@
+#!/bin/bash
+# make-guest-images.sh - build the guest kernel and initramfs images used by
+# the functional tests, from Debian packages only.
+#
+# Usage: scripts/make-guest-images.sh [OUTDIR]      (default: build/images)
+# Run as root (apt-get download; "apt-get update" if a package is unknown).
+#
+# Inputs (all from apt, versions resolved at run time, never hard-coded):
+#   linux-image-<ver>-amd64      the kernel linux-image-amd64 depends on
+#   linux-image-<ver>-amd64-dbg  only for System.map (the image package ships
+#                                a placeholder); ~850 MB download, only the
+#                                System.map member is extracted
+#   busybox-static               /bin/busybox of every initramfs
+#   tests/guest/common.sh        prelude of every /init
+#   tests/guest/<scenario>.sh    one initramfs per file; a line
+#                                "# rewind-modules: m1 m2" lists the kernel
+#                                modules it needs (dependencies are added)
+#
+# Outputs in OUTDIR:
+#   vmlinuz            boot/vmlinuz-<ver> of the kernel package
+#   System.map         matching symbol map (tests read addresses from it)
+#   kernel-version     "<ver>" (= uname -r in the guest), one line
+#   cmdline            recommended kernel command line (tests append to it)
+#   <scenario>.cpio    initramfs, uncompressed newc cpio: it is ~2 MB and
+#                      booting it is faster than a .cpio.gz (the kernel's
+#                      gunzip costs more guest time than loading 1 MB more
+#                      via fw_cfg DMA)
+#   .stamp             hash of all inputs; when it matches and every output
+#                      exists, the script does nothing (one apt-cache call)
+#
+# Kernel modules: modules built into the kernel (modules.builtin) are
+# skipped, the others are copied from lib/modules/<ver>/ with the modules
+# they depend on (the "depends=" modinfo field, i.e. what depmod writes to
+# modules.dep, which the package does not ship), decompressed to plain .ko,
+# and listed in dependency order in /etc/rewind-modules for common.sh.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SELF=$TOP/scripts/make-guest-images.sh
+GUEST=$TOP/tests/guest
+OUT=${1:-$TOP/build/images}
+CMDLINE="console=ttyS0 nokaslr panic=-1 quiet"
+
+log() { printf 'make-guest-images: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in apt-cache apt-get dpkg-deb cpio sha256sum tar; do
+    command -v "$tool" >/dev/null || die "$tool not found (Debian host needed)"
+done
+[ -f "$GUEST/common.sh" ] || die "$GUEST/common.sh missing"
+
+# ---- resolve versions (one apt-cache call: it takes ~0.5 s) ----
+apt_info() {
+    apt-cache show --no-all-versions linux-image-amd64 busybox-static 2>/dev/null
+}
+did_update=
+if ! info=$(apt_info) || ! grep -q '^Package: busybox-static' <<<"$info"; then
+    [ "$(id -u)" = 0 ] || die "apt does not know linux-image-amd64/busybox-static; run 'apt-get update' as root"
+    log "packages unknown to apt, running apt-get update"
+    apt-get update -qq >&2 || die "apt-get update failed"
+    did_update=1
+    info=$(apt_info) || die "apt-cache show linux-image-amd64 busybox-static failed even after apt-get update"
+fi
+# "Depends: linux-image-6.1.0-NN-amd64 (= 6.1.x-y)"
+kpkg=$(sed -n 's/^Depends:.*\(linux-image-[0-9][^ ,]*\).*/\1/p' <<<"$info" | head -n1)
+kpkgver=$(sed -n "s/^Depends:.*$kpkg (= \\([^)]*\\)).*/\\1/p" <<<"$info" | head -n1)
+bbver=$(awk '/^Package: busybox-static$/ {p=1} p && /^Version:/ {print $2; exit}' <<<"$info")
+[ -n "$kpkg" ] || die "cannot find the kernel package linux-image-amd64 depends on"
+[ -n "$bbver" ] || die "cannot find the busybox-static version"
+kver=${kpkg#linux-image-}
+log "kernel $kver (${kpkgver:-any version}), busybox-static $bbver"
+
+scenarios=()
+for f in "$GUEST"/*.sh; do
+    n=$(basename "$f" .sh)
+    [ "$n" = common ] || scenarios+=("$n")
+done
+[ ${#scenarios[@]} -gt 0 ] || die "no scenarios in $GUEST"
+
+hash=$( {
+    echo "kernel $kpkg $kpkgver busybox $bbver cmdline $CMDLINE"
+    sha256sum "$SELF" | cut -d' ' -f1
+    (cd "$GUEST" && LC_ALL=C sha256sum -- *)
+} | sha256sum | cut -d' ' -f1)
+
+outputs=(vmlinuz System.map kernel-version cmdline)
+for n in "${scenarios[@]}"; do outputs+=("$n.cpio"); done
+uptodate=1
+[ "$(cat "$OUT/.stamp" 2>/dev/null)" = "$hash" ] || uptodate=
+for o in "${outputs[@]}"; do [ -s "$OUT/$o" ] || uptodate=; done
+if [ -n "$uptodate" ]; then
+    log "up to date in $OUT"
+    exit 0
+fi
+
+# ---- download and extract ----
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d "$OUT/.work.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+
+want=("$kpkg${kpkgver:+=$kpkgver}" "$kpkg-dbg${kpkgver:+=$kpkgver}" "busybox-static=$bbver")
+apt_download() {
+    local opts=(-q)
+    # as root apt drops to user _apt, which cannot write to $WORK
+    [ "$(id -u)" = 0 ] && opts+=(-o APT::Sandbox::User=root)
+    apt-get "${opts[@]}" download "$@" >&2
+}
+log "downloading ${want[*]}"
+if ! apt_download "${want[@]}"; then
+    [ -z "$did_update" ] && [ "$(id -u)" = 0 ] || die "apt-get download ${want[*]} failed"
+    log "download failed, running apt-get update and retrying"
+    apt-get update -qq >&2 || die "apt-get update failed"
+    apt_download "${want[@]}" || die "apt-get download ${want[*]} failed"
+fi
+kdeb=$(ls "$kpkg"_*.deb)
+dbgdeb=$(ls "$kpkg-dbg"_*.deb)
+bbdeb=$(ls busybox-static_*.deb)
+
+log "extracting $kdeb"
+dpkg-deb -x "$kdeb" k
+dpkg-deb -x "$bbdeb" bb
+# System.map is near the start of the -dbg data tarball: stop reading there
+# (tar exits after the first match, dpkg-deb then dies of SIGPIPE).
+smap=./usr/lib/debug/boot/System.map-$kver
+log "extracting System.map from $dbgdeb"
+(dpkg-deb --fsys-tarfile "$dbgdeb" 2>/dev/null || true) |
+    tar -x --occurrence=1 -f - "$smap" || die "no $smap in $dbgdeb"
+rm -f "$dbgdeb"
+
+[ -f "k/boot/vmlinuz-$kver" ] || die "no boot/vmlinuz-$kver in $kdeb"
+grep -q ' T kernel_power_off$' "$smap" || die "$smap lacks kernel_power_off"
+BB=$WORK/bb/bin/busybox
+[ -x "$BB" ] || die "no bin/busybox in $bbdeb"
+
+# ---- kernel modules ----
+MODDIR=$WORK/k/lib/modules/$kver
+declare -A modpath=() builtin=() done_mod=()
+while read -r p; do
+    m=${p##*/}; m=${m%%.ko*}; modpath[${m//-/_}]=$p
+done < <(cd "$MODDIR" && find kernel -name '*.ko*')
+while read -r p; do
+    m=${p##*/}; m=${m%%.ko*}; builtin[${m//-/_}]=1
+done <"$MODDIR/modules.builtin"
+
+# add_module NAME DESTDIR: copy NAME and its dependencies as plain .ko into
+# DESTDIR/lib/modules, appending to the global "order" (dependencies first).
+add_module() {
+    local m=${1//-/_} dest=$2 p ko deps d
+    [ -z "${done_mod[$m]:-}" ] || return 0
+    done_mod[$m]=1
+    if [ -n "${builtin[$m]:-}" ]; then
+        log "  module $m is built in"
+        return 0
+    fi
+    p=${modpath[$m]:-}
+    [ -n "$p" ] || die "kernel module $m not found in $kpkg"
+    ko=$dest/lib/modules/$m.ko
+    case $p in
+        *.ko) cp "$MODDIR/$p" "$ko" ;;
+        *.ko.xz) xz -dc "$MODDIR/$p" >"$ko" ;;
+        *.ko.zst) zstd -qdc "$MODDIR/$p" >"$ko" ;;
+        *.ko.gz) gzip -dc "$MODDIR/$p" >"$ko" ;;
+        *) die "unknown module format: $p" ;;
+    esac
+    deps=$(tr '\0' '\n' <"$ko" | sed -n 's/^depends=//p' | head -n1)
+    for d in ${deps//,/ }; do add_module "$d" "$dest"; done
+    order+=("$m.ko")
+}
+
+# ---- initramfs images ----
+applets=$("$BB" --list)
+build_initramfs() {
+    local n=$1 root=$WORK/root-$1 mods a
+    rm -rf "$root"
+    mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules,usr}
+    ln -s bin "$root/sbin"
+    ln -s ../bin "$root/usr/bin"
+    ln -s ../bin "$root/usr/sbin"
+    cp "$BB" "$root/bin/busybox"
+    for a in $applets; do
+        [ "$a" = busybox ] || ln -s busybox "$root/bin/$a"
+    done
+    # The kernel's built-in initramfs already has /dev/console; add it anyway
+    # when we can (root), so /init has a console even without it.
+    if [ "$(id -u)" = 0 ]; then
+        mknod -m 600 "$root/dev/console" c 5 1
+        mknod -m 666 "$root/dev/null" c 1 3
+    fi
+    mods=$(sed -n 's/^# rewind-modules:[[:space:]]*//p' "$GUEST/$n.sh" | head -n1)
+    order=()
+    done_mod=()
+    for a in $mods; do add_module "$a" "$root"; done
+    if [ ${#order[@]} -gt 0 ]; then
+        printf '%s\n' "${order[@]}" >"$root/etc/rewind-modules"
+        log "  $n: modules ${order[*]}"
+    fi
+    cat "$GUEST/common.sh" "$GUEST/$n.sh" >"$root/init"
+    chmod 755 "$root/init"
+    # reproducible archive: fixed order, owner and mtime
+    find "$root" -exec touch -h -d @0 {} +
+    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio -o -H newc -R 0:0 --reproducible --quiet) >"$WORK/$n.cpio"
+}
+
+for n in "${scenarios[@]}"; do
+    log "building $n.cpio"
+    build_initramfs "$n"
+done
+
+# ---- install ----
+cp "k/boot/vmlinuz-$kver" vmlinuz
+cp "$smap" System.map
+echo "$kver" >kernel-version
+echo "$CMDLINE" >cmdline
+rm -f "$OUT/.stamp" "$OUT"/*.cpio "$OUT"/*.cpio.gz
+for o in "${outputs[@]}"; do mv -f "$o" "$OUT/$o"; done
+echo "$hash" >"$OUT/.stamp"
+log "done: $OUT (kernel $kver; scenarios: ${scenarios[*]})"

@@ -1,0 +1,42 @@
+#include "record_replay.hh"
+
+#include <filesystem>
+#include <sstream>
+
+namespace qemu_rewind::test {
+
+using namespace std::chrono_literals;
+
+RecordReplay record_then_replay(const Scenario &scenario, const std::string &dir,
+                                const std::function<void(QemuInstance &)> &feed)
+{
+    std::string log = dir + "/log.bin";
+    std::string rec_dir = dir + "/record", rep_dir = dir + "/replay";
+    std::filesystem::create_directories(rec_dir);
+    std::filesystem::create_directories(rep_dir);
+    RecordReplay rr;
+    rr.record = run_to_poweroff(make_config(scenario, RrMode::Record, log),
+                                rec_dir, 600s, feed);
+    rr.replay = run_to_poweroff(make_config(scenario, RrMode::Replay, log),
+                                rep_dir, 900s);
+    return rr;
+}
+
+std::vector<std::string> lines_with(const std::string &serial,
+                                    const std::string &prefix)
+{
+    std::vector<std::string> out;
+    std::istringstream in(serial);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') {
+            line.pop_back();
+        }
+        if (line.rfind(prefix, 0) == 0) {
+            out.push_back(line.substr(prefix.size()));
+        }
+    }
+    return out;
+}
+
+}  // namespace qemu_rewind::test

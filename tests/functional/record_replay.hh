@@ -1,0 +1,27 @@
+// Shared steps of the record/replay functional tests.
+#pragma once
+
+#include "qemu.hh"
+#include "scenarios.hh"
+
+#include <functional>
+#include <string>
+
+namespace qemu_rewind::test {
+
+struct RecordReplay {
+    RunResult record;
+    RunResult replay;
+};
+
+// Records `scenario` into dir/log.bin (calling `feed` while recording, to
+// send input), then replays it with only the log as input, and returns
+// both final states.
+RecordReplay record_then_replay(const Scenario &scenario, const std::string &dir,
+                                const std::function<void(QemuInstance &)> &feed = {});
+
+// The lines of `serial` that start with `prefix` (the prefix removed).
+std::vector<std::string> lines_with(const std::string &serial,
+                                    const std::string &prefix);
+
+}  // namespace qemu_rewind::test

@@ -1,0 +1,20 @@
+# boot.sh - scenario "boot": deterministic CPU workload on the serial console.
+#
+# Appended to common.sh to form /init of build/images/boot.cpio*.
+# Prints 200 lines "LINE <i> <sum>" where
+#     sum_0 = 0,  sum_i = (sum_{i-1} * 31 + i*i) mod 2^32   (i = 1..200)
+# e.g. "LINE 1 1", "LINE 2 35", "LINE 3 1094", then REWIND-DONE and powers off.
+# Expected values in Python:
+#     s = 0
+#     for i in range(1, 201): s = (s * 31 + i * i) % 2**32; print(f"LINE {i} {s}")
+# rewind-modules:
+
+sum=0
+i=1
+while [ "$i" -le 200 ]; do
+    sum=$(( (sum * 31 + i * i) % 4294967296 ))
+    echo "LINE $i $sum"
+    i=$((i + 1))
+done
+
+rewind_done

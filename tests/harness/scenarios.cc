@@ -1,0 +1,68 @@
+#include "scenarios.hh"
+
+#include "util.hh"
+
+#include <stdexcept>
+
+namespace qemu_rewind::test {
+
+std::string base_kernel_cmdline()
+{
+    std::string path = images_dir() + "/cmdline";
+    std::string c = read_file(path);
+    while (!c.empty() && (c.back() == '\n' || c.back() == ' ')) {
+        c.pop_back();
+    }
+    if (c.empty()) {
+        throw std::runtime_error("missing " + path +
+                                 ": build the guest images (make images)");
+    }
+    return c;
+}
+
+std::string initrd_path(const std::string &scenario)
+{
+    std::string p = images_dir() + "/" + scenario + ".cpio";
+    if (!file_exists(p)) {
+        throw std::runtime_error("missing guest image " + p +
+                                 ": build the guest images (make images)");
+    }
+    return p;
+}
+
+QemuConfig make_config(const Scenario &scenario, RrMode mode,
+                       const std::string &rrfile)
+{
+    QemuConfig c;
+    c.initrd = initrd_path(scenario.name);
+    c.append = base_kernel_cmdline();
+    if (!scenario.append_extra.empty()) {
+        c.append += " " + scenario.append_extra;
+    }
+    c.device_args = scenario.device_args;
+    c.record_only_args = scenario.record_only_args;
+    c.mode = mode;
+    c.rrfile = rrfile;
+    return c;
+}
+
+std::vector<std::string> net_devices(bool with_replay_filter)
+{
+    std::vector<std::string> a = {"-netdev", "user,id=n0",
+                                  "-device", "e1000,netdev=n0"};
+    if (with_replay_filter) {
+        a.insert(a.end(), {"-object", "filter-replay,id=fr0,netdev=n0"});
+    }
+    return a;
+}
+
+std::vector<std::string> disk_devices(const std::string &qcow2_path)
+{
+    return {
+        "-drive", "file=" + qcow2_path + ",if=none,snapshot=on,id=img-direct",
+        "-drive", "driver=blkreplay,if=none,image=img-direct,id=img-blkreplay",
+        "-device", "virtio-blk-pci,drive=img-blkreplay",
+    };
+}
+
+}  // namespace qemu_rewind::test

@@ -1,0 +1,34 @@
+// The guest scenarios of tests/guest/, as QEMU configurations. Each
+// scenario is the same command line in every mode; only -icount differs.
+#pragma once
+
+#include "qemu.hh"
+
+#include <string>
+#include <vector>
+
+namespace qemu_rewind::test {
+
+// Scenario names: "boot", "serial-echo", "net", "disk".
+struct Scenario {
+    std::string name;
+    std::string append_extra;               // added to the kernel command line
+    std::vector<std::string> device_args;   // devices (filter-replay added for rr)
+    std::vector<std::string> record_only_args;
+};
+
+// The kernel command line the images were built for (images_dir()/cmdline).
+std::string base_kernel_cmdline();
+std::string initrd_path(const std::string &scenario);
+
+// A QemuConfig for running `scenario` in `mode`, logging to `rrfile`.
+QemuConfig make_config(const Scenario &scenario, RrMode mode,
+                       const std::string &rrfile = "");
+
+// Network scenario devices: slirp user networking + e1000, with a replay
+// filter (so network input is logged) in record/replay modes.
+std::vector<std::string> net_devices(bool with_replay_filter);
+// Disk scenario devices: the qcow2 image in snapshot mode under blkreplay.
+std::vector<std::string> disk_devices(const std::string &qcow2_path);
+
+}  // namespace qemu_rewind::test
