@@ -43,7 +43,7 @@ check: all images
 	@$(TOP)/tests/run-tests.sh $(TESTS)
 
 demo: all images
-	@$(TOP)/scripts/demo.sh
+	@. $(TOP)/scripts/env.sh && $(TOP)/build/tools/tests/demo/rewind-demo
 
 vanilla: configure
 	@$(TOP)/scripts/build-vanilla.sh

@@ -33,10 +33,9 @@ struct Build {
     std::vector<std::string> firmware_dirs;
 };
 
-// Symbols the bench needs from the guest (printed from /proc/kallsyms).
 // The boot scenario calls sethostname(2) once, about 1e9 instructions
 // before it powers off: a breakpoint there is the reverse-continue target.
-const char *const kSyms = "rewind.syms=machine_power_off,__x64_sys_sethostname";
+const char *const kMarker = "__x64_sys_sethostname";
 
 struct Metric {
     std::string unit;
@@ -133,7 +132,7 @@ private:
 
 QemuConfig config_for(const Build &b, RrMode mode, const std::string &log)
 {
-    Scenario s{"boot", kSyms, {}, {}};
+    Scenario s{"boot", "", {}, {}};
     QemuConfig c = make_config(s, mode, log);
     c.binary = b.qemu;
     c.firmware_dirs = b.firmware_dirs;
@@ -181,8 +180,8 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     rec.device_args = drive;
     rec.rrsnapshot = "init";
     progress(b.name + ": recording for reverse debugging");
-    RunResult recorded = run_to_poweroff(rec, dir + "/rrecord", 1800s);
-    auto syms = SymbolMap::from_guest_output(recorded.serial);
+    run_to_poweroff(rec, dir + "/rrecord", 1800s);
+    auto syms = SymbolMap::load(images_dir() + "/System.map");
     auto hexs = [](std::uint64_t v) {
         char buf[32];
         snprintf(buf, sizeof buf, "*0x%llx", static_cast<unsigned long long>(v));
@@ -213,11 +212,11 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     res.add("reverse_stepi_end_s", "s", b.name, rs.seconds);
 
     gdb.run("delete");
-    gdb.run("break " + hexs(syms.address("__x64_sys_sethostname")));
+    gdb.run("break " + hexs(syms.address(kMarker)));
     progress(b.name + ": reverse-continue to the sethostname breakpoint");
     GdbReply rc = gdb.run("reverse-continue", 1800s);
     std::uint64_t landed = gdb.icount();
-    if (!rc.ok() || gdb.pc() != syms.address("__x64_sys_sethostname")) {
+    if (!rc.ok() || gdb.pc() != syms.address(kMarker)) {
         throw std::runtime_error(b.name + ": reverse-continue did not reach the "
                                  "breakpoint: " + rc.error + rc.console);
     }

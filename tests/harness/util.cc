@@ -139,10 +139,12 @@ std::string hash_bytes(const std::string &data)
 
 std::string random_bytes(std::size_t n)
 {
+    // Seeded from the OS each call; a PRNG keeps megabytes cheap.
     std::random_device rd;
+    std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
     std::string out(n, '\0');
     for (auto &c : out) {
-        c = static_cast<char>(rd() & 0xff);
+        c = static_cast<char>(gen() & 0xff);
     }
     return out;
 }

@@ -1,0 +1,145 @@
+// make demo: record guest (a), replay it under gdb, and find the last write
+// to a kernel variable by running backwards, printing a narrated transcript
+// of the gdb commands, what they answered and how long each took.
+#include "gdb_session.hh"
+#include "qemu.hh"
+#include "scenarios.hh"
+#include "symbols.hh"
+#include "util.hh"
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+using namespace qemu_rewind::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string hex(std::uint64_t v)
+{
+    std::ostringstream s;
+    s << "0x" << std::hex << v;
+    return s.str();
+}
+
+void say(const std::string &text)
+{
+    std::cout << text << std::endl;
+}
+
+// Prints a gdb command as typed, its answer indented, and its duration.
+GdbReply show(GdbSession &gdb, const std::string &command,
+              const std::string &comment = "")
+{
+    std::string typed = "  (gdb) " + command;
+    if (!comment.empty()) {
+        typed += std::string(typed.size() < 52 ? 52 - typed.size() : 1, ' ') +
+                 "# " + comment;
+    }
+    std::cout << typed << std::flush;
+    GdbReply r = gdb.run(command, scaled(1800s));
+    char t[32];
+    snprintf(t, sizeof t, "   [%.2f s]", r.seconds);
+    std::cout << t << "\n";
+    std::istringstream lines(r.console + (r.error.empty() ? "" : r.error + "\n"));
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (!line.empty()) {
+            std::cout << "        " << line << "\n";
+        }
+    }
+    std::cout.flush();
+    if (!r.ok()) {
+        throw std::runtime_error("gdb: '" + command + "' failed: " + r.error);
+    }
+    return r;
+}
+
+}  // namespace
+
+int main(int argc, char **argv)
+{
+    std::string workdir;
+    if (argc == 3 && std::string(argv[1]) == "--workdir") {
+        workdir = argv[2];
+    } else if (argc != 1) {
+        std::cerr << "usage: rewind-demo [--workdir DIR]\n";
+        return 2;
+    }
+    try {
+        TempDir tmp("demo");
+        if (workdir.empty()) {
+            workdir = tmp.path();
+        }
+        std::filesystem::create_directories(workdir + "/record");
+        std::filesystem::create_directories(workdir + "/replay");
+        auto syms = SymbolMap::load(images_dir() + "/System.map");
+        const std::uint64_t power_off = syms.address("machine_power_off");
+        const std::uint64_t state = syms.address("system_state");
+        const std::string state_expr = "*(int *)" + hex(state);
+
+        say("QEMU Rewind demo: record a Linux guest, then debug it backwards\n");
+        say("Step 1. Record guest (a): Debian's kernel (" +
+            read_file(images_dir() + "/kernel-version").substr(0, 40) +
+            ") with a busybox init that prints 200 lines of work and powers off.");
+        std::string snapshots = workdir + "/snapshots.qcow2";
+        run_command({qemu_img_binary(), "create", "-f", "qcow2", snapshots, "64M"}, 60s);
+        Scenario s{"boot", "", {"-drive", "file=" + snapshots + ",if=none,id=rr-snapshots"}, {}};
+        std::string log = workdir + "/log.bin";
+        QemuConfig rec = make_config(s, RrMode::Record, log);
+        rec.rrsnapshot = "init";
+        RunResult recorded = run_to_poweroff(rec, workdir + "/record", 900s);
+        char buf[256];
+        snprintf(buf, sizeof buf,
+                 "        recorded %.3g instructions in %.1f s; log %.1f MB (%s)\n",
+                 static_cast<double>(recorded.icount), recorded.seconds,
+                 file_size(log) / 1e6, log.c_str());
+        say(buf);
+
+        say("Step 2. Replay the recording with gdb attached. Nothing but the log\n"
+            "        drives the guest; it starts paused at its first instruction.");
+        QemuConfig rep = make_config(s, RrMode::Replay, log);
+        rep.rrsnapshot = "init";
+        rep.gdb_port = free_tcp_port();
+        rep.start_paused = true;
+        QemuInstance q(rep, workdir + "/replay");
+        q.start();
+        say("        $ " + q.command_line().substr(0, 110) + " ...\n");
+
+        say("Step 3. The guest powered off. Who last wrote the kernel's system_state?");
+        GdbSession gdb(workdir);
+        show(gdb, "target remote 127.0.0.1:" + std::to_string(*rep.gdb_port));
+        show(gdb, "break *" + hex(power_off), "machine_power_off");
+        show(gdb, "continue", "run forwards to the power-off");
+        show(gdb, "monitor info replay");
+        std::uint64_t end = gdb.icount();
+        show(gdb, "print " + state_expr, "system_state (5 = SYSTEM_POWER_OFF)");
+        show(gdb, "delete");
+        show(gdb, "watch " + state_expr);
+        show(gdb, "reverse-continue", "run backwards to the last write");
+        show(gdb, "monitor info replay");
+        std::uint64_t landed = gdb.icount();
+        std::uint64_t pc = gdb.pc();
+        show(gdb, "x/2i $pc");
+        show(gdb, "print " + state_expr);
+        show(gdb, "reverse-stepi", "one instruction further back");
+        show(gdb, "print " + state_expr);
+        show(gdb, "detach");
+        q.quit();
+
+        snprintf(buf, sizeof buf,
+                 "\nThe last write to system_state was at instruction %llu, in %s,\n"
+                 "%llu instructions before the guest reached machine_power_off.",
+                 static_cast<unsigned long long>(landed), syms.describe(pc).c_str(),
+                 static_cast<unsigned long long>(end - landed));
+        say(buf);
+        say("Reverse execution here is upstream QEMU's (reload a snapshot from the\n"
+            "start and replay): faster time travel is on the roadmap (docs/roadmap.rst).");
+    } catch (const std::exception &e) {
+        std::cerr << "demo: error: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
