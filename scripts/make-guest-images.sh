@@ -14,7 +14,9 @@
 #   tests/guest/common.sh        prelude of every /init
 #   tests/guest/<scenario>.sh    one initramfs per file; a line
 #                                "# rewind-modules: m1 m2" lists the kernel
-#                                modules it needs (dependencies are added)
+#                                modules it needs (dependencies are added),
+#                                lines "# rewind-module-args: m1 p=v ..."
+#                                give insmod parameters
 #
 # Outputs in OUTDIR:
 #   vmlinux            the uncompressed kernel ELF taken out of vmlinuz
@@ -127,41 +129,63 @@ if [ -n "$uptodate" ]; then
     exit 0
 fi
 
-# ---- download and extract ----
+# ---- download (cached) and extract ----
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "$OUT/.work.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
 
-want=("$kpkg${kpkgver:+=$kpkgver}" "$kpkg-dbg${kpkgver:+=$kpkgver}" "busybox-static=$bbver")
+# Packages are kept in OUTDIR/.cache/<versions>/ so that editing a scenario
+# does not download them again: the kernel and busybox .debs (~72 MB) and the
+# System.map taken out of the -dbg package (the 850 MB .deb itself is
+# deleted).  Directories for other versions are removed.
+CACHE=$OUT/.cache/$kpkg=${kpkgver:-any}+busybox=$bbver
+mkdir -p "$CACHE"
+for d in "$OUT"/.cache/*; do
+    [ "$d" = "$CACHE" ] || rm -rf "$d"
+done
+cd "$CACHE"
+
 apt_download() {
     local opts=(-q)
-    # as root apt drops to user _apt, which cannot write to $WORK
+    # as root apt drops to user _apt, which cannot write here
     [ "$(id -u)" = 0 ] && opts+=(-o APT::Sandbox::User=root)
     apt-get "${opts[@]}" download "$@" >&2
 }
-log "downloading ${want[*]}"
-if ! apt_download "${want[@]}"; then
-    [ -z "$did_update" ] && [ "$(id -u)" = 0 ] || die "apt-get download ${want[*]} failed"
-    log "download failed, running apt-get update and retrying"
-    apt-get update -qq >&2 || die "apt-get update failed"
-    apt_download "${want[@]}" || die "apt-get download ${want[*]} failed"
+want=()
+ls "$kpkg"_*.deb >/dev/null 2>&1 || want+=("$kpkg${kpkgver:+=$kpkgver}")
+[ -s System.map ] || want+=("$kpkg-dbg${kpkgver:+=$kpkgver}")
+ls busybox-static_*.deb >/dev/null 2>&1 || want+=("busybox-static=$bbver")
+if [ ${#want[@]} -gt 0 ]; then
+    log "downloading ${want[*]}"
+    if ! apt_download "${want[@]}"; then
+        [ -z "$did_update" ] && [ "$(id -u)" = 0 ] || die "apt-get download ${want[*]} failed"
+        log "download failed, running apt-get update and retrying"
+        apt-get update -qq >&2 || die "apt-get update failed"
+        apt_download "${want[@]}" || die "apt-get download ${want[*]} failed"
+    fi
 fi
-kdeb=$(ls "$kpkg"_*.deb)
-dbgdeb=$(ls "$kpkg-dbg"_*.deb)
-bbdeb=$(ls busybox-static_*.deb)
+kdeb=$CACHE/$(ls "$kpkg"_*.deb)
+bbdeb=$CACHE/$(ls busybox-static_*.deb)
+if [ ! -s System.map ]; then
+    dbgdeb=$(ls "$kpkg-dbg"_*.deb)
+    # System.map is near the start of the -dbg data tarball: stop reading
+    # there (tar exits after the first match, dpkg-deb dies of SIGPIPE).
+    smap=./usr/lib/debug/boot/System.map-$kver
+    log "extracting System.map from $dbgdeb"
+    (dpkg-deb --fsys-tarfile "$dbgdeb" 2>/dev/null || true) |
+        tar -x --occurrence=1 -f - -C "$WORK" "$smap" || die "no $smap in $dbgdeb"
+    grep -q ' T kernel_power_off$' "$WORK/$smap" ||
+        die "$smap does not look like a System.map (no kernel_power_off)"
+    mv "$WORK/$smap" System.map.tmp && mv System.map.tmp System.map
+    rm -f "$dbgdeb"
+fi
+smap=$CACHE/System.map
 
-log "extracting $kdeb"
+cd "$WORK"
+log "extracting $(basename "$kdeb")"
 dpkg-deb -x "$kdeb" k
 dpkg-deb -x "$bbdeb" bb
-# System.map is near the start of the -dbg data tarball: stop reading there
-# (tar exits after the first match, dpkg-deb then dies of SIGPIPE).
-smap=./usr/lib/debug/boot/System.map-$kver
-log "extracting System.map from $dbgdeb"
-(dpkg-deb --fsys-tarfile "$dbgdeb" 2>/dev/null || true) |
-    tar -x --occurrence=1 -f - "$smap" || die "no $smap in $dbgdeb"
-rm -f "$dbgdeb"
 
 [ -f "k/boot/vmlinuz-$kver" ] || die "no boot/vmlinuz-$kver in $kdeb"
 grep -qx 'CONFIG_PVH=y' "k/boot/config-$kver" ||
@@ -180,7 +204,6 @@ extract_vmlinux $'\xfd7zXZ' xz -dc --single-stream ||
     extract_vmlinux $'\x28\xb5\x2f\xfd' zstd -qdc ||
     extract_vmlinux $'\x1f\x8b\x08' gzip -dc ||
     die "cannot extract vmlinux from boot/vmlinuz-$kver (unknown compression)"
-grep -q ' T kernel_power_off$' "$smap" || die "$smap lacks kernel_power_off"
 BB=$WORK/bb/bin/busybox
 [ -x "$BB" ] || die "no bin/busybox in $bbdeb"
 
@@ -222,7 +245,7 @@ add_module() {
 # ---- initramfs images ----
 applets=$("$BB" --list)
 build_initramfs() {
-    local n=$1 root=$WORK/root-$1 mods a
+    local n=$1 root=$WORK/root-$1 mods a args
     rm -rf "$root"
     mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules,usr}
     ln -s bin "$root/sbin"
@@ -243,7 +266,12 @@ build_initramfs() {
     done_mod=()
     for a in $mods; do add_module "$a" "$root"; done
     if [ ${#order[@]} -gt 0 ]; then
-        printf '%s\n' "${order[@]}" >"$root/etc/rewind-modules"
+        for a in "${order[@]}"; do
+            # "# rewind-module-args: <module> p=v ..." -> "<module>.ko p=v ..."
+            args=$(sed -n "s/^# rewind-module-args:[[:space:]]*${a%.ko}[[:space:]]\{1,\}//p" \
+                "$GUEST/$n.sh" | head -n1)
+            echo "$a${args:+ $args}"
+        done >"$root/etc/rewind-modules"
         log "  $n: modules ${order[*]}"
     fi
     cat "$GUEST/common.sh" "$GUEST/$n.sh" >"$root/init"

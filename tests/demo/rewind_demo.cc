@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 
         say("QEMU Rewind demo: record a Linux guest, then debug it backwards\n");
         say("Step 1. Record guest (a): Debian's kernel (" +
-            read_file(images_dir() + "/kernel-version").substr(0, 40) +
+            tail_lines(read_file(images_dir() + "/kernel-version"), 1).substr(0, 40) +
             ") with a busybox init that prints 200 lines of work and powers off.");
         std::string snapshots = workdir + "/snapshots.qcow2";
         run_command({qemu_img_binary(), "create", "-f", "qcow2", snapshots, "64M"}, 60s);
@@ -120,20 +120,20 @@ int main(int argc, char **argv)
         show(gdb, "watch " + state_expr);
         show(gdb, "reverse-continue", "run backwards to the last write");
         show(gdb, "monitor info replay");
-        std::uint64_t landed = gdb.icount();
-        std::uint64_t pc = gdb.pc();
-        show(gdb, "x/2i $pc");
-        show(gdb, "print " + state_expr);
+        show(gdb, "print " + state_expr, "just after the write");
         show(gdb, "reverse-stepi", "one instruction further back");
-        show(gdb, "print " + state_expr);
+        show(gdb, "print " + state_expr, "just before it");
+        show(gdb, "x/i $pc", "so this instruction wrote it");
+        std::uint64_t writer = gdb.pc();
+        std::uint64_t at = gdb.icount();
         show(gdb, "detach");
         q.quit();
 
         snprintf(buf, sizeof buf,
-                 "\nThe last write to system_state was at instruction %llu, in %s,\n"
-                 "%llu instructions before the guest reached machine_power_off.",
-                 static_cast<unsigned long long>(landed), syms.describe(pc).c_str(),
-                 static_cast<unsigned long long>(end - landed));
+                 "\nsystem_state was last written by the instruction at %s\n"
+                 "(instruction %llu of the recording, %llu before machine_power_off).",
+                 syms.describe(writer).c_str(), static_cast<unsigned long long>(at),
+                 static_cast<unsigned long long>(end - at));
         say(buf);
         say("Reverse execution here is upstream QEMU's (reload a snapshot from the\n"
             "start and replay): faster time travel is on the roadmap (docs/roadmap.rst).");

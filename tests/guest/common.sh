@@ -8,8 +8,9 @@
 # What it does:
 #   - mounts /proc, /sys, /dev (devtmpfs) and a tmpfs on /tmp;
 #   - prints "REWIND-BOOTED <uname -r>";
-#   - loads the kernel modules listed in /etc/rewind-modules (one file name
-#     per line, already in dependency order) with busybox insmod;
+#   - loads the kernel modules listed in /etc/rewind-modules (one per line:
+#     file name and optional parameters, already in dependency order) with
+#     busybox insmod;
 #   - defines helpers for the scenario:
 #       rewind_arg NAME      print the value of rewind.NAME=VALUE from the
 #                            kernel command line (fails if absent)
@@ -80,8 +81,11 @@ set -o pipefail
 echo "REWIND-BOOTED $(uname -r)"
 
 if [ -s /etc/rewind-modules ]; then
-    while read -r _rewind_m; do
-        insmod "/lib/modules/$_rewind_m" || rewind_fail "insmod $_rewind_m"
+    # each line: <module>.ko [param=value ...]
+    while read -r _rewind_m _rewind_args; do
+        # shellcheck disable=SC2086 # the parameters are separate words
+        insmod "/lib/modules/$_rewind_m" $_rewind_args ||
+            rewind_fail "insmod $_rewind_m"
     done </etc/rewind-modules
 fi
 

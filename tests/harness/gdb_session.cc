@@ -3,6 +3,7 @@
 #include "util.hh"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -56,6 +57,7 @@ GdbSession::GdbSession(const std::string &workdir)
     pid_ = fork();
     if (pid_ == 0) {
         setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(out[1], 2);

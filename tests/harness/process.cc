@@ -3,6 +3,7 @@
 #include "util.hh"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,8 +90,10 @@ Process Process::spawn(const std::vector<std::string> &argv,
         throw std::runtime_error(std::string("fork: ") + strerror(errno));
     }
     if (pid == 0) {
-        // Own process group, so terminate() also reaches grandchildren.
+        // Own process group, so terminate() also reaches grandchildren;
+        // and never outlive a test that was killed (no orphan QEMUs).
         setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int in = open_or_die(options.stdin_path.empty() ? "/dev/null"
                                                        : options.stdin_path,
                              O_RDONLY);

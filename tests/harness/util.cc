@@ -185,20 +185,34 @@ std::string env_or(const char *name, const std::string &fallback)
     return v && *v ? v : fallback;
 }
 
-static std::string required_env(const char *name)
+// Without REWIND_* variables, use the build this program belongs to: it
+// lives in <top>/build/tools/..., QEMU in <top>/build/qemu.
+static std::string own_build_dir()
 {
-    const char *v = std::getenv(name);
-    if (!v || !*v) {
-        throw std::runtime_error(std::string(name) +
-                                 " is not set: run the tests with 'make check'"
-                                 " or tests/run-tests.sh");
-    }
-    return v;
+    std::error_code ec;
+    std::string exe = fs::read_symlink("/proc/self/exe", ec).string();
+    auto pos = exe.rfind("/build/tools/");
+    return pos == std::string::npos ? "" : exe.substr(0, pos) + "/build";
 }
 
-std::string qemu_binary() { return required_env("REWIND_QEMU"); }
-std::string qemu_img_binary() { return required_env("REWIND_QEMU_IMG"); }
-std::string images_dir() { return required_env("REWIND_IMAGES"); }
+static std::string setting(const char *name, const std::string &in_build)
+{
+    const char *v = std::getenv(name);
+    if (v && *v) {
+        return v;
+    }
+    std::string build = own_build_dir();
+    if (build.empty()) {
+        throw std::runtime_error(std::string(name) +
+                                 " is not set and this program is not in a"
+                                 " QEMU Rewind build tree");
+    }
+    return build + "/" + in_build;
+}
+
+std::string qemu_binary() { return setting("REWIND_QEMU", "qemu/qemu-system-x86_64"); }
+std::string qemu_img_binary() { return setting("REWIND_QEMU_IMG", "qemu/qemu-img"); }
+std::string images_dir() { return setting("REWIND_IMAGES", "images"); }
 std::string gdb_binary() { return env_or("REWIND_GDB", "gdb"); }
 
 }  // namespace qemu_rewind::test
