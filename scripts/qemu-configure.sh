@@ -17,6 +17,11 @@ opts=(
     --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
     "$@"
 )
+# QEMU's configure names the compilers itself, so meson would not wrap
+# them in ccache: do it here when ccache is installed.
+if command -v ccache > /dev/null; then
+    opts+=(--cc="ccache cc" --cxx="ccache c++")
+fi
 stamp="$build/.rewind-configure"
 want="$src ${opts[*]}"
 if [ -f "$build/build.ninja" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
