@@ -17,7 +17,7 @@ build_pkgs="build-essential git pkg-config ninja-build python3 python3-venv
 # Needed at a newer version than Debian 12 has: taken from backports there.
 backport_pkgs="meson libcatch2-dev"
 # Running QEMU and the tests: firmware, gdb, guest image tools.
-test_pkgs="seabios ipxe-qemu qemu-system-data gdb cpio kmod"
+test_pkgs="seabios ipxe-qemu qemu-system-data gdb cpio xz-utils zstd"
 
 case $what in
     build) want="$build_pkgs" ;;

@@ -36,6 +36,9 @@ struct Build {
 // The boot scenario calls sethostname(2) once, about 1e9 instructions
 // before it powers off: a breakpoint there is the reverse-continue target.
 const char *const kMarker = "__x64_sys_sethostname";
+// Upstream's reverse debugging can deadlock (fixed by our patch 0006): a
+// command that takes longer than this counts as hung.
+constexpr auto kGdbTimeout = std::chrono::seconds(300);
 
 struct Metric {
     std::string unit;
@@ -44,6 +47,9 @@ struct Metric {
 
 class Results {
 public:
+    void fail(const std::string &what) { failures_.push_back(what); }
+    const std::vector<std::string> &failures() const { return failures_; }
+
     void add(const std::string &metric, const std::string &unit,
              const std::string &build, double value)
     {
@@ -76,6 +82,7 @@ public:
             out["metrics"][name] = row;
             out["runs"][name] = raw;
         }
+        out["failures"] = failures_;
         return out;
     }
 
@@ -126,6 +133,7 @@ public:
     }
 
 private:
+    std::vector<std::string> failures_;
     std::map<std::string, Metric> metrics_;
     std::vector<std::string> order_;
 };
@@ -200,11 +208,11 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     gdb.connect(*rep.gdb_port);
     gdb.run("break " + hexs(syms.address("machine_power_off")));
     progress(b.name + ": replaying to the end under gdb");
-    gdb.run("continue", 1800s);
+    gdb.run("continue", kGdbTimeout);
     std::uint64_t end = gdb.icount();
 
     progress(b.name + ": reverse-stepi at the end");
-    GdbReply rs = gdb.run("reverse-stepi", 1800s);
+    GdbReply rs = gdb.run("reverse-stepi", kGdbTimeout);
     if (!rs.ok() || gdb.icount() != end - 1) {
         throw std::runtime_error(b.name + ": reverse-stepi did not step back one "
                                  "instruction: " + rs.error + rs.console);
@@ -214,7 +222,7 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     gdb.run("delete");
     gdb.run("break " + hexs(syms.address(kMarker)));
     progress(b.name + ": reverse-continue to the sethostname breakpoint");
-    GdbReply rc = gdb.run("reverse-continue", 1800s);
+    GdbReply rc = gdb.run("reverse-continue", kGdbTimeout);
     std::uint64_t landed = gdb.icount();
     if (!rc.ok() || gdb.pc() != syms.address(kMarker)) {
         throw std::runtime_error(b.name + ": reverse-continue did not reach the "
@@ -273,7 +281,14 @@ int main(int argc, char **argv)
                 std::filesystem::create_directories(dir);
                 progress("run " + std::to_string(run + 1) + "/" + std::to_string(runs));
                 measure_runs(b, dir, res);
-                measure_reverse(b, dir, res);
+                try {
+                    measure_reverse(b, dir, res);
+                } catch (const std::exception &e) {
+                    std::string what = b.name + " run " + std::to_string(run + 1) +
+                                       ": reverse debugging failed: " + e.what();
+                    progress(what);
+                    res.fail(what);
+                }
             }
         }
         std::filesystem::create_directories(std::filesystem::path(out).parent_path());
@@ -284,6 +299,9 @@ int main(int argc, char **argv)
         std::cout << "\nQEMU Rewind vs vanilla, scenario (a) 'boot', medians of "
                   << runs << " runs\n\n";
         res.print_table(std::cout);
+        for (const auto &f : res.failures()) {
+            std::cout << "failed: " << f.substr(0, 300) << "\n";
+        }
         std::cout << "\nwritten to " << out << "\n";
     } catch (const std::exception &e) {
         std::cerr << "bench: error: " << e.what() << "\n";

@@ -57,6 +57,7 @@ rewind_fail() {
 }
 
 rewind_arg() {
+    # shellcheck disable=SC2013 # the command line is split into words
     for _rewind_a in $(cat /proc/cmdline); do
         case $_rewind_a in
             "rewind.$1="*) echo "${_rewind_a#*=}"; return 0 ;;

@@ -1,6 +1,6 @@
 # disk.sh - scenario "disk": read and write a virtio-blk disk.
 #
-# Appended to common.sh to form /init of build/images/disk.cpio*.
+# Appended to common.sh to form /init of build/images/disk.cpio.
 # QEMU: -drive file=disk.qcow2,if=none,snapshot=on,id=img-direct
 #       -drive driver=blkreplay,if=none,image=img-direct,id=img-blkreplay
 #       -device virtio-blk-pci,drive=img-blkreplay

@@ -1,7 +1,7 @@
 # serial-echo.sh - scenario "serial-echo": echo hashes of lines read from the
 # second serial port.
 #
-# Appended to common.sh to form /init of build/images/serial-echo.cpio*.
+# Appended to common.sh to form /init of build/images/serial-echo.cpio.
 # QEMU needs a second serial port, e.g.
 #   -chardev socket,id=ser1,host=127.0.0.1,port=P,server=on,wait=off
 #   -serial chardev:ser1

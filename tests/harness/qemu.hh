@@ -21,7 +21,7 @@ const char *to_string(RrMode mode);
 struct QemuConfig {
     std::string binary;                  // default: qemu_binary()
     std::vector<std::string> firmware_dirs;  // -L DIR each (vanilla builds)
-    std::string kernel;                  // default: images_dir()/vmlinuz
+    std::string kernel;                  // default: images_dir()/vmlinux
     std::string initrd;                  // required
     std::string append;                  // kernel command line
     std::vector<std::string> device_args;  // scenario devices (same in record and replay)

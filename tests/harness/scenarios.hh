@@ -25,7 +25,7 @@ std::string initrd_path(const std::string &scenario);
 QemuConfig make_config(const Scenario &scenario, RrMode mode,
                        const std::string &rrfile = "");
 
-// Network scenario devices: slirp user networking + e1000, with a replay
+// Network scenario devices: slirp user networking + virtio-net, with a replay
 // filter (so network input is logged) in record/replay modes.
 std::vector<std::string> net_devices(bool with_replay_filter);
 // Disk scenario devices: the qcow2 image in snapshot mode under blkreplay.
