@@ -17,6 +17,11 @@ TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 NINJA ?= ninja
 TESTS ?=
 
+# ccache (used when installed) keys on paths: make them relative to the
+# checkout so that other clones of the repository hit the same cache.
+export CCACHE_BASEDIR := $(TOP)
+export CCACHE_NOHASHDIR := 1
+
 .PHONY: all configure qemu tools images check demo vanilla bench \
         refresh-patches clean distclean deps-test
 

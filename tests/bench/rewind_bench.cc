@@ -176,10 +176,7 @@ void measure_runs(const Build &b, const std::string &dir, Results &res)
 // instructions back.
 void measure_reverse(const Build &b, const std::string &dir, Results &res)
 {
-    std::string snapshots = dir + "/snapshots.qcow2";
-    run_command({b.qemu_img, "create", "-f", "qcow2", snapshots, "64M"}, 60s);
-    std::vector<std::string> drive = {"-drive", "file=" + snapshots +
-                                                    ",if=none,id=rr-snapshots"};
+    std::vector<std::string> drive = snapshot_drive(dir, b.qemu_img);
     std::string log = dir + "/rlog.bin";
     std::filesystem::create_directories(dir + "/rrecord");
     std::filesystem::create_directories(dir + "/rreplay");
@@ -190,11 +187,6 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     progress(b.name + ": recording for reverse debugging");
     run_to_poweroff(rec, dir + "/rrecord", 1800s);
     auto syms = SymbolMap::load(images_dir() + "/System.map");
-    auto hexs = [](std::uint64_t v) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "*0x%llx", static_cast<unsigned long long>(v));
-        return std::string(buf);
-    };
 
     QemuConfig rep = config_for(b, RrMode::Replay, log);
     rep.device_args = drive;
@@ -206,7 +198,7 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     q.start();
     GdbSession gdb(dir);
     gdb.connect(*rep.gdb_port);
-    gdb.run("break " + hexs(syms.address("machine_power_off")));
+    gdb.run("break *" + hex(syms.address("machine_power_off")));
     progress(b.name + ": replaying to the end under gdb");
     gdb.run("continue", kGdbTimeout);
     std::uint64_t end = gdb.icount();
@@ -220,7 +212,7 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     res.add("reverse_stepi_end_s", "s", b.name, rs.seconds);
 
     gdb.run("delete");
-    gdb.run("break " + hexs(syms.address(kMarker)));
+    gdb.run("break *" + hex(syms.address(kMarker)));
     progress(b.name + ": reverse-continue to the sethostname breakpoint");
     GdbReply rc = gdb.run("reverse-continue", kGdbTimeout);
     std::uint64_t landed = gdb.icount();

@@ -17,13 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string hex(std::uint64_t v)
-{
-    std::ostringstream s;
-    s << "0x" << std::hex << v;
-    return s.str();
-}
-
 void say(const std::string &text)
 {
     std::cout << text << std::endl;
@@ -84,9 +77,7 @@ int main(int argc, char **argv)
         say("Step 1. Record guest (a): Debian's kernel (" +
             tail_lines(read_file(images_dir() + "/kernel-version"), 1).substr(0, 40) +
             ") with a busybox init that prints 200 lines of work and powers off.");
-        std::string snapshots = workdir + "/snapshots.qcow2";
-        run_command({qemu_img_binary(), "create", "-f", "qcow2", snapshots, "64M"}, 60s);
-        Scenario s{"boot", "", {"-drive", "file=" + snapshots + ",if=none,id=rr-snapshots"}, {}};
+        Scenario s{"boot", "", snapshot_drive(workdir), {}};
         std::string log = workdir + "/log.bin";
         QemuConfig rec = make_config(s, RrMode::Record, log);
         rec.rrsnapshot = "init";

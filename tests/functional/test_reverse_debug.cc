@@ -10,35 +10,17 @@
 
 #include <catch2/catch_test_macros.hpp>
 #include <filesystem>
-#include <sstream>
 
 using namespace qemu_rewind::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-std::string hex(std::uint64_t v)
-{
-    std::ostringstream s;
-    s << "0x" << std::hex << v;
-    return s.str();
-}
-
-}  // namespace
 
 TEST_CASE("gdb: reverse-stepi and reverse-continue to a breakpoint and to a watchpoint",
           "[gdb][reverse]")
 {
     TempDir dir("gdb");
-    std::string snapshots = dir.path() + "/snapshots.qcow2";
-    auto mk = run_command({qemu_img_binary(), "create", "-f", "qcow2", snapshots,
-                           "64M"}, 60s);
-    REQUIRE(mk.status.code == 0);
-
     // Reverse execution needs a qcow2 drive to hold the "init" snapshot;
     // the guest itself has no disk.
-    Scenario s{"boot", "",
-               {"-drive", "file=" + snapshots + ",if=none,id=rr-snapshots"}, {}};
+    Scenario s{"boot", "", snapshot_drive(dir.path()), {}};
     std::string log = dir.path() + "/log.bin";
     std::filesystem::create_directories(dir.path() + "/record");
     std::filesystem::create_directories(dir.path() + "/replay");

@@ -1,5 +1,6 @@
 #include "scenarios.hh"
 
+#include "process.hh"
 #include "util.hh"
 
 #include <stdexcept>
@@ -56,6 +57,19 @@ std::vector<std::string> net_devices(bool with_replay_filter)
         a.insert(a.end(), {"-object", "filter-replay,id=fr0,netdev=n0"});
     }
     return a;
+}
+
+std::vector<std::string> snapshot_drive(const std::string &dir,
+                                        const std::string &qemu_img)
+{
+    std::string path = dir + "/snapshots.qcow2";
+    auto r = run_command({qemu_img.empty() ? qemu_img_binary() : qemu_img,
+                          "create", "-f", "qcow2", path, "64M"},
+                         std::chrono::seconds(60));
+    if (!r.status.exited || r.status.code != 0) {
+        throw std::runtime_error("qemu-img create " + path + " failed:\n" + r.output);
+    }
+    return {"-drive", "file=" + path + ",if=none,id=rr-snapshots"};
 }
 
 std::vector<std::string> disk_devices(const std::string &qcow2_path)

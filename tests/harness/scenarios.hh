@@ -28,6 +28,10 @@ QemuConfig make_config(const Scenario &scenario, RrMode mode,
 // Network scenario devices: slirp user networking + virtio-net, with a replay
 // filter (so network input is logged) in record/replay modes.
 std::vector<std::string> net_devices(bool with_replay_filter);
+// Upstream reverse debugging keeps its snapshots in a qcow2 drive that no
+// device uses: creates dir/snapshots.qcow2 and returns its -drive options.
+std::vector<std::string> snapshot_drive(const std::string &dir,
+                                        const std::string &qemu_img = "");
 // Disk scenario devices: the qcow2 image in snapshot mode under blkreplay.
 std::vector<std::string> disk_devices(const std::string &qcow2_path);
 

@@ -137,6 +137,13 @@ std::string hash_bytes(const std::string &data)
     return h.hex();
 }
 
+std::string hex(std::uint64_t value)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(value));
+    return buf;
+}
+
 std::string random_bytes(std::size_t n)
 {
     // Seeded from the OS each call; a PRNG keeps megabytes cheap.

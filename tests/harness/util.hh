@@ -33,6 +33,8 @@ private:
 std::string hash_file(const std::string &path);
 std::string hash_bytes(const std::string &data);
 std::string md5_hex(const std::string &data);
+std::string hex(std::uint64_t value);   // "0x1f"
+
 
 // Non-deterministic input for record runs: a replay that ignored the log
 // would see different data and fail.

@@ -37,6 +37,8 @@ TEST_CASE("hashes distinguish contents and lengths", "[harness]")
     write_file(t.path() + "/f", "hello world");
     CHECK(hash_file(t.path() + "/f") == hash_bytes("hello world"));
     CHECK(md5_hex("abc") == "900150983cd24fb0d6963f7d28e17f72");
+    CHECK(hex(31) == "0x1f");
+    CHECK(hex(0xffffffff81000000ULL) == "0xffffffff81000000");
 }
 
 TEST_CASE("symbols come from System.map or guest kallsyms lines", "[harness]")
