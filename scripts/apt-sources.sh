@@ -30,7 +30,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
         fi
         echo "$want" > "$REWIND_APT_LIST"
         apt-get update -q >&2
-    elif [ ! -d /var/lib/apt/lists ] || [ -z "$(ls /var/lib/apt/lists/*Sources 2>/dev/null)" ]; then
+    elif [ ! -d /var/lib/apt/lists ] || [ -z "$(ls /var/lib/apt/lists/*_source_Sources* 2>/dev/null)" ]; then
         [ "$(id -u)" = 0 ] && apt-get update -q >&2
     fi
     return 0

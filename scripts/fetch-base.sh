@@ -22,6 +22,14 @@ if sha_ok "$dest/$QEMU_BASE_TARBALL" "$QEMU_BASE_SHA256"; then
     echo "$dest/$QEMU_BASE_TARBALL"
     exit 0
 fi
+# A fallback base fetched earlier (see below) is kept with its checksum.
+for f in "$dest"/qemu_*.orig.tar.xz; do
+    if [ -f "$f.sha256" ] && sha_ok "$f" "$(cat "$f.sha256")"; then
+        log "WARNING: using the fallback base $(basename "$f"), not the pinned $QEMU_BASE_VERSION"
+        echo "$f"
+        exit 0
+    fi
+done
 
 # Make sure apt knows source packages of the 10.0 series.
 . "$top/scripts/apt-sources.sh"
@@ -67,5 +75,6 @@ if [ -z "$sha" ]; then
 fi
 sha_ok "$work/$tarball" "$sha" || die "sha256 mismatch for $tarball (expected $sha)"
 mv "$work/$tarball" "$dest/$tarball"
+[ "$tarball" = "$QEMU_BASE_TARBALL" ] || echo "$sha" > "$dest/$tarball.sha256"
 log "verified $tarball (sha256 $sha)"
 echo "$dest/$tarball"
