@@ -3,7 +3,7 @@
 // reverse-stepi, reverse-continue to an earlier breakpoint and to the last
 // write of a watched variable. Every landing is checked against where the
 // same event happened going forwards (PC and instruction count).
-#include "gdb.hh"
+#include "gdb_session.hh"
 #include "record_replay.hh"
 #include "symbols.hh"
 #include "util.hh"
@@ -43,58 +43,72 @@ TEST_CASE("gdb: reverse-stepi and reverse-continue to a breakpoint and to a watc
     QemuInstance replay(rep_cfg, dir.path() + "/replay");
     replay.start();
 
-    GdbScript g(*rep_cfg.gdb_port);
-    g.cmd("break *" + hex(sys_reboot))      // breakpoint 1
-        .cmd("break *" + hex(power_off))    // breakpoint 2
-        .cmd("continue").report("fwd-reboot")
-        .cmd("continue").report("fwd-end")
-        .cmd("reverse-stepi").report("rsi-1")
-        .cmd("reverse-stepi").report("rsi-2")
-        .cmd("delete 2")
-        .cmd("reverse-continue").report("rc-break")
-        .print_hex("state-before", state_expr)
-        .cmd("delete")
-        .cmd("watch " + state_expr)
-        .cmd("continue").report("fwd-watch")
-        .print_hex("state-after", state_expr)
-        .cmd("delete")
-        .cmd("break *" + hex(power_off))
-        .cmd("continue").report("fwd-end-again")
-        .cmd("delete")
-        .cmd("watch " + state_expr)
-        .cmd("reverse-continue").report("rc-watch")
-        .print_hex("state-at-rc-watch", state_expr)
-        .cmd("detach");
-    GdbResult r = run_gdb(g, dir.path(), scaled(1500s));
-    INFO("gdb output (tail):\n" << tail_lines(r.output, 60));
+    GdbSession gdb(dir.path());
+    struct Stop {
+        std::uint64_t pc, icount;
+    };
+    // Runs an execution command and returns where it stopped.
+    auto stop_after = [&](const std::string &command) {
+        GdbReply r = gdb.run(command, scaled(900s));
+        if (!r.ok()) {
+            throw std::runtime_error(command + " failed: " + r.error);
+        }
+        return Stop{gdb.pc(), gdb.icount()};
+    };
+    Stop reboot{}, end{}, rsi1{}, rsi2{}, rc_break{}, write{}, end_again{}, rc_watch{};
+    std::uint64_t state_before = 0, state_after = 0, state_at_rc_watch = 0;
+    try {
+        REQUIRE(gdb.connect(*rep_cfg.gdb_port).ok());
+        gdb.run("break *" + hex(sys_reboot));      // breakpoint 1
+        gdb.run("break *" + hex(power_off));       // breakpoint 2
+        reboot = stop_after("continue");
+        end = stop_after("continue");
+        rsi1 = stop_after("reverse-stepi");
+        rsi2 = stop_after("reverse-stepi");
+        gdb.run("delete 2");
+        rc_break = stop_after("reverse-continue");
+        state_before = gdb.value(state_expr);
+        gdb.run("delete");
+        gdb.run("watch " + state_expr);
+        write = stop_after("continue");
+        state_after = gdb.value(state_expr);
+        gdb.run("delete");
+        gdb.run("break *" + hex(power_off));
+        end_again = stop_after("continue");
+        gdb.run("delete");
+        gdb.run("watch " + state_expr);
+        rc_watch = stop_after("reverse-continue");
+        state_at_rc_watch = gdb.value(state_expr);
+        gdb.run("detach");
+    } catch (const std::exception &e) {
+        FAIL(e.what() << "\ngdb transcript:\n" << tail_lines(gdb.transcript(), 60)
+                      << "\nreplay run:\n" << replay.diagnostics());
+    }
+    INFO("gdb transcript:\n" << tail_lines(gdb.transcript(), 60));
     INFO("replay run:\n" << replay.diagnostics());
-    REQUIRE_FALSE(r.timed_out);
 
     // Forward landmarks.
-    const GdbStop &reboot = r.stop("fwd-reboot");
-    const GdbStop &end = r.stop("fwd-end");
     CHECK(reboot.pc == sys_reboot);
     CHECK(end.pc == power_off);
     REQUIRE(end.icount > reboot.icount);
 
     // reverse-stepi moves back exactly one instruction each time.
-    CHECK(r.stop("rsi-1").icount == end.icount - 1);
-    CHECK(r.stop("rsi-2").icount == end.icount - 2);
-    CHECK(r.stop("rsi-1").pc != power_off);
+    CHECK(rsi1.icount == end.icount - 1);
+    CHECK(rsi2.icount == end.icount - 2);
+    CHECK(rsi1.pc != power_off);
 
     // reverse-continue lands on the earlier breakpoint's forward hit.
-    CHECK(r.stop("rc-break").pc == sys_reboot);
-    CHECK(r.stop("rc-break").icount == reboot.icount);
+    CHECK(rc_break.pc == sys_reboot);
+    CHECK(rc_break.icount == reboot.icount);
 
     // The watched write between the two is found going forwards...
-    const GdbStop &write = r.stop("fwd-watch");
     CHECK(write.icount > reboot.icount);
     CHECK(write.icount < end.icount);
-    CHECK(r.value("state-after") != r.value("state-before"));
-    CHECK(r.stop("fwd-end-again").icount == end.icount);
+    CHECK(state_after != state_before);
+    CHECK(end_again.icount == end.icount);
     // ...and reverse-continue from the end lands on that same write.
-    CHECK(r.stop("rc-watch").icount == write.icount);
-    CHECK(r.stop("rc-watch").pc == write.pc);
-    CHECK(r.value("state-at-rc-watch") == r.value("state-after"));
+    CHECK(rc_watch.icount == write.icount);
+    CHECK(rc_watch.pc == write.pc);
+    CHECK(state_at_rc_watch == state_after);
     replay.quit();
 }

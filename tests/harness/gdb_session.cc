@@ -177,6 +177,8 @@ GdbReply GdbSession::run(const std::string &cli, std::chrono::milliseconds timeo
                                  ", output so far:\n" + reply.console + ")");
     }
     reply.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    transcript_ += "(gdb) " + cli + "\n" + reply.console +
+                   (reply.error.empty() ? "" : reply.error + "\n");
     return reply;
 }
 
@@ -186,13 +188,18 @@ GdbReply GdbSession::connect(int port)
                std::chrono::seconds(60));
 }
 
-std::uint64_t GdbSession::pc()
+std::uint64_t GdbSession::value(const std::string &expr)
 {
-    GdbReply r = run("printf \"%lx\\n\", $pc", std::chrono::seconds(30));
-    if (!r.ok()) {
-        throw std::runtime_error("cannot read $pc: " + r.error);
+    GdbReply r = run("printf \"%lx\\n\", " + expr, std::chrono::seconds(30));
+    if (!r.ok() || r.console.find_first_of("0123456789abcdef") != 0) {
+        throw std::runtime_error("cannot read " + expr + ": " + r.error + r.console);
     }
     return std::stoull(r.console, nullptr, 16);
+}
+
+std::uint64_t GdbSession::pc()
+{
+    return value("$pc");
 }
 
 std::uint64_t GdbSession::icount()

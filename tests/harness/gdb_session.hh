@@ -35,6 +35,10 @@ public:
     std::uint64_t pc();
     // The replay's instruction count (monitor info replay).
     std::uint64_t icount();
+    // The value of a gdb expression, read as an unsigned integer.
+    std::uint64_t value(const std::string &expr);
+    // Every command so far with what it printed, for failure reports.
+    const std::string &transcript() const { return transcript_; }
 
 private:
     std::string read_line(std::chrono::steady_clock::time_point deadline);
@@ -43,6 +47,7 @@ private:
     int from_gdb_ = -1;
     int pid_ = -1;
     std::string buffer_;
+    std::string transcript_;
 };
 
 // Decodes an MI c-string body (the text between the quotes).

@@ -1,6 +1,6 @@
 // Unit tests of the functional-test harness: if these helpers were wrong,
 // the functional tests could pass or fail for the wrong reasons.
-#include "gdb.hh"
+#include "gdb_session.hh"
 #include "http_server.hh"
 #include "process.hh"
 #include "symbols.hh"
@@ -101,14 +101,10 @@ TEST_CASE("random inputs differ between calls", "[harness]")
     CHECK(t.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789") == std::string::npos);
 }
 
-TEST_CASE("gdb scripts report stops as marker lines", "[harness]")
+TEST_CASE("MI c-strings are decoded", "[harness]")
 {
-    GdbScript s(1234);
-    s.cmd("continue").report("here").print_hex("val", "*(int *)0x10");
-    auto text = s.text();
-    CHECK(text.find("target remote 127.0.0.1:1234") != std::string::npos);
-    CHECK(text.find("monitor info replay") != std::string::npos);
-    CHECK(text.find("@@val") != std::string::npos);
-    GdbResult r;
-    CHECK_THROWS(r.stop("here"));
+    CHECK(mi_unquote(R"("Breakpoint 1 at 0x10\n")") == "Breakpoint 1 at 0x10\n");
+    CHECK(mi_unquote(R"("a \"quoted\" \\ word\t")") == "a \"quoted\" \\ word\t");
+    CHECK(mi_unquote(R"("\101\102")") == "AB");
+    CHECK(mi_unquote(R"("")") == "");
 }
