@@ -140,7 +140,7 @@ private:
 
 QemuConfig config_for(const Build &b, RrMode mode, const std::string &log)
 {
-    Scenario s{"boot", "", {}, {}};
+    Scenario s{"boot", "", {}};
     QemuConfig c = make_config(s, mode, log);
     c.binary = b.qemu;
     c.firmware_dirs = b.firmware_dirs;

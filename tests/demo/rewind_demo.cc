@@ -77,7 +77,7 @@ int main(int argc, char **argv)
         say("Step 1. Record guest (a): Debian's kernel (" +
             tail_lines(read_file(images_dir() + "/kernel-version"), 1).substr(0, 40) +
             ") with a busybox init that prints 200 lines of work and powers off.");
-        Scenario s{"boot", "", snapshot_drive(workdir), {}};
+        Scenario s{"boot", "", snapshot_drive(workdir)};
         std::string log = workdir + "/log.bin";
         QemuConfig rec = make_config(s, RrMode::Record, log);
         rec.rrsnapshot = "init";

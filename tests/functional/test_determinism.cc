@@ -16,7 +16,7 @@ TEST_CASE("load: repeated replays under CPU load all match the recording",
 {
     const int replays = std::max(1, std::atoi(env_or("REWIND_LOAD_REPLAYS", "3").c_str()));
     TempDir dir("load");
-    Scenario s{"boot", "", {}, {}};
+    Scenario s{"boot", "", {}};
     std::string log = dir.path() + "/log.bin";
     std::filesystem::create_directories(dir.path() + "/record");
     RunResult rec = run_to_poweroff(make_config(s, RrMode::Record, log),

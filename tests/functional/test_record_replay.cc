@@ -42,7 +42,7 @@ TEST_CASE("boot: record and replay give the same output and icount and RAM",
           "[replay][boot]")
 {
     TempDir dir("boot");
-    auto rr = record_then_replay({"boot", "", {}, {}}, dir.path());
+    auto rr = record_then_replay({"boot", "", {}}, dir.path());
     require_identical_runs(rr);
 
     // The guest's workload is deterministic: check its actual values.
@@ -67,8 +67,7 @@ TEST_CASE("serial-echo: random serial input is replayed from the log",
     Scenario s{"serial-echo", "",
                {"-chardev", "socket,id=ser1,host=127.0.0.1,port=" +
                                 std::to_string(port) + ",server=on,wait=off",
-                "-serial", "chardev:ser1"},
-               {}};
+                "-serial", "chardev:ser1"}};
     std::string sent;
     for (int i = 0; i < 20; ++i) {
         sent += random_token(8 + i) + "\n";
@@ -94,7 +93,7 @@ TEST_CASE("net: an HTTP download over slirp is replayed without the server",
     std::string payload = random_bytes(200 * 1024);
     auto server = std::make_unique<HttpServer>(payload);
     Scenario s{"net", "rewind.port=" + std::to_string(server->port()),
-               net_devices(true), {}};
+               net_devices(true)};
     std::string log = dir.path() + "/log.bin";
     std::filesystem::create_directories(dir.path() + "/record");
     std::filesystem::create_directories(dir.path() + "/replay");
@@ -123,7 +122,7 @@ TEST_CASE("disk: qcow2 reads and writes through blkreplay are replayed",
     REQUIRE(conv.status.exited);
     REQUIRE(conv.status.code == 0);
 
-    auto rr = record_then_replay({"disk", "", disk_devices(disk), {}}, dir.path());
+    auto rr = record_then_replay({"disk", "", disk_devices(disk)}, dir.path());
     require_identical_runs(rr);
     std::string read_md5 = md5_hex(content.substr(0, 1 << 20));
     CHECK(one_line(rr.replay.serial, "DISK-READ ") == read_md5);

@@ -20,7 +20,7 @@ TEST_CASE("gdb: reverse-stepi and reverse-continue to a breakpoint and to a watc
     TempDir dir("gdb");
     // Reverse execution needs a qcow2 drive to hold the "init" snapshot;
     // the guest itself has no disk.
-    Scenario s{"boot", "", snapshot_drive(dir.path()), {}};
+    Scenario s{"boot", "", snapshot_drive(dir.path())};
     std::string log = dir.path() + "/log.bin";
     std::filesystem::create_directories(dir.path() + "/record");
     std::filesystem::create_directories(dir.path() + "/replay");

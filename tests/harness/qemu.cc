@@ -86,9 +86,6 @@ std::vector<std::string> QemuInstance::argv() const
         a.push_back("-S");
     }
     a.insert(a.end(), c.device_args.begin(), c.device_args.end());
-    if (c.mode != RrMode::Replay) {
-        a.insert(a.end(), c.record_only_args.begin(), c.record_only_args.end());
-    }
     return a;
 }
 

@@ -25,7 +25,6 @@ struct QemuConfig {
     std::string initrd;                  // required
     std::string append;                  // kernel command line
     std::vector<std::string> device_args;  // scenario devices (same in record and replay)
-    std::vector<std::string> record_only_args;  // e.g. a socket chardev peer
     RrMode mode = RrMode::None;
     std::string rrfile;                  // with Record/Replay
     std::string rrsnapshot;              // optional: rrsnapshot=NAME

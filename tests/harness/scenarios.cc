@@ -41,7 +41,6 @@ QemuConfig make_config(const Scenario &scenario, RrMode mode,
         c.append += " " + scenario.append_extra;
     }
     c.device_args = scenario.device_args;
-    c.record_only_args = scenario.record_only_args;
     c.mode = mode;
     c.rrfile = rrfile;
     return c;

@@ -14,7 +14,6 @@ struct Scenario {
     std::string name;
     std::string append_extra;               // added to the kernel command line
     std::vector<std::string> device_args;   // devices (filter-replay added for rr)
-    std::vector<std::string> record_only_args;
 };
 
 // The kernel command line the images were built for (images_dir()/cmdline).
