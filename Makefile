@@ -31,8 +31,8 @@ all: qemu tools
 configure:
 	@$(TOP)/configure
 
+# configure has just prepared build/src (patches and overlay) for this build.
 qemu: configure
-	@$(TOP)/scripts/prepare-tree.sh rewind
 	$(NINJA) -C $(TOP)/build/qemu qemu-system-x86_64 qemu-img
 
 tools: configure

@@ -43,13 +43,9 @@ old_backports() {
     if [ -z "$v" ] || dpkg --compare-versions "$v" lt 3; then echo libcatch2-dev; fi
 }
 
-if [ "$what" = test ]; then
-    need=$(missing $want)
-    need_bpo=""
-else
-    need=$(missing $want)
-    need_bpo=$(old_backports)
-fi
+need=$(missing $want)
+need_bpo=""
+[ "$what" = test ] || need_bpo=$(old_backports)
 [ -z "$need$need_bpo" ] && exit 0
 
 echo "install-deps: missing Debian packages:" $need $need_bpo >&2

@@ -8,7 +8,8 @@ namespace qemu_rewind::test {
 using namespace std::chrono_literals;
 
 RecordReplay record_then_replay(const Scenario &scenario, const std::string &dir,
-                                const std::function<void(QemuInstance &)> &feed)
+                                const std::function<void(QemuInstance &)> &feed,
+                                const std::function<void()> &after_record)
 {
     std::string log = dir + "/log.bin";
     std::string rec_dir = dir + "/record", rep_dir = dir + "/replay";
@@ -17,6 +18,9 @@ RecordReplay record_then_replay(const Scenario &scenario, const std::string &dir
     RecordReplay rr;
     rr.record = run_to_poweroff(make_config(scenario, RrMode::Record, log),
                                 rec_dir, 600s, feed);
+    if (after_record) {
+        after_record();
+    }
     rr.replay = run_to_poweroff(make_config(scenario, RrMode::Replay, log),
                                 rep_dir, 900s);
     return rr;

@@ -15,10 +15,11 @@ struct RecordReplay {
 };
 
 // Records `scenario` into dir/log.bin (calling `feed` while recording, to
-// send input), then replays it with only the log as input, and returns
-// both final states.
+// send input), calls `after_record` (to take the outside world away), then
+// replays it with only the log as input, and returns both final states.
 RecordReplay record_then_replay(const Scenario &scenario, const std::string &dir,
-                                const std::function<void(QemuInstance &)> &feed = {});
+                                const std::function<void(QemuInstance &)> &feed = {},
+                                const std::function<void()> &after_record = {});
 
 // The lines of `serial` that start with `prefix` (the prefix removed).
 std::vector<std::string> lines_with(const std::string &serial,

@@ -7,7 +7,6 @@
 
 #include <catch2/catch_test_macros.hpp>
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 
 using namespace qemu_rewind::test;
@@ -94,16 +93,12 @@ TEST_CASE("net: an HTTP download over slirp is replayed without the server",
     auto server = std::make_unique<HttpServer>(payload);
     Scenario s{"net", "rewind.port=" + std::to_string(server->port()),
                net_devices(true)};
-    std::string log = dir.path() + "/log.bin";
-    std::filesystem::create_directories(dir.path() + "/record");
-    std::filesystem::create_directories(dir.path() + "/replay");
-    RecordReplay rr;
-    rr.record = run_to_poweroff(make_config(s, RrMode::Record, log),
-                                dir.path() + "/record", 600s);
-    CHECK(server->requests_served() == 1);
-    server.reset();   // the replay must not need it
-    rr.replay = run_to_poweroff(make_config(s, RrMode::Replay, log),
-                                dir.path() + "/replay", 900s);
+    int served = -1;
+    auto rr = record_then_replay(s, dir.path(), {}, [&] {
+        served = server->requests_served();
+        server.reset();   // the replay must not need it
+    });
+    CHECK(served == 1);
     require_identical_runs(rr);
     CHECK(one_line(rr.replay.serial, "NET-MD5 ") == md5_hex(payload));
 }
