@@ -1,0 +1,85 @@
+/*
+ * QEMU Rewind: checkpoints and reverse execution, shared declarations
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef REPLAY_REWIND_INTERNAL_H
+#define REPLAY_REWIND_INTERNAL_H
+
+#include "qemu/queue.h"
+#include "qemu/timer.h"
+#include "exec/vaddr.h"
+
+/*
+ * Guest RAM of one checkpoint: for every tracked RAM block, the pages
+ * written since the previous checkpoint of the timeline (or all pages,
+ * for the oldest one), with their content at this checkpoint.
+ */
+typedef struct RewindPages RewindPages;
+
+/* One saved machine state on the replay timeline. */
+typedef struct RewindCheckpoint {
+    uint64_t icount;
+    int64_t taken_ns;           /* host realtime when taken */
+    bool persisted;             /* came from the recording's file */
+    uint8_t *devices;           /* device state, QEMUFile stream */
+    size_t devices_size;
+    RewindPages *pages;
+    QTAILQ_ENTRY(RewindCheckpoint) next;
+} RewindCheckpoint;
+
+typedef QTAILQ_HEAD(, RewindCheckpoint) RewindCheckpointList;
+
+/* Settings, from -icount suboptions. */
+typedef struct RewindConfig {
+    bool enabled;               /* rrcheckpoints=on|off */
+    uint64_t mem_budget;        /* rrcheckpoint-mem=SIZE, 0: guest RAM */
+    int64_t interval_ms;        /* rrcheckpoint-interval=MS of replay */
+    int64_t persist_period_s;   /* rrpersist=SECONDS of guest time */
+} RewindConfig;
+
+extern RewindConfig rewind_config;
+
+/* rewind-ram.c: page-granular guest RAM, tracked through dirty logging */
+bool rewind_ram_start(Error **errp);
+void rewind_ram_stop(void);
+uint64_t rewind_ram_guest_bytes(void);
+RewindPages *rewind_ram_capture(bool full);
+void rewind_ram_free(RewindPages *pages);
+uint64_t rewind_ram_bytes(const RewindPages *pages);
+uint64_t rewind_ram_page_count(const RewindPages *pages);
+void rewind_ram_merge_into(RewindPages *older, RewindPages *newer);
+void rewind_ram_mark_dirty(const RewindPages *pages);
+/* chain[0..n-1] in timeline order; chain[0] is complete. */
+uint64_t rewind_ram_restore(RewindPages **chain, int n, int from, int to);
+
+/* rewind-checkpoint.c: the timeline of checkpoints */
+bool rewind_active(void);
+bool rewind_can_checkpoint(void);
+RewindCheckpoint *rewind_take_checkpoint(Error **errp);
+bool rewind_restore(RewindCheckpoint *ckpt, Error **errp);
+RewindCheckpoint *rewind_find_before(uint64_t icount);
+RewindCheckpoint *rewind_first(void);
+RewindCheckpoint *rewind_current(void);
+void rewind_note_position(void);
+void rewind_thin(void);
+uint64_t rewind_memory_used(void);
+uint64_t rewind_memory_budget(void);
+int rewind_checkpoint_count(void);
+RewindCheckpointList *rewind_checkpoints(void);
+void rewind_set_dense(bool dense);
+void rewind_checkpoints_init(void);
+
+/* rewind-timeline.c: moving the replay to an instruction count */
+void rewind_break(uint64_t icount, QEMUTimerCB callback, void *opaque);
+void rewind_delete_break(void);
+bool rewind_goto(uint64_t icount, QEMUTimerCB callback, Error **errp);
+bool rewind_seek(uint64_t icount, Error **errp);
+
+void rewind_watchpoint_hit(vaddr addr, int type);
+
+/* rewind-config.c */
+void rewind_configure(QemuOpts *opts);
+
+#endif
