@@ -22,6 +22,7 @@
 #include "qapi/error.h"
 #include "block/block.h"
 #include "io/channel-buffer.h"
+#include "migration/global_state.h"
 #include "migration/qemu-file.h"
 #include "migration/savevm.h"
 #include "migration/vmstate.h"
@@ -122,19 +123,21 @@ void rewind_note_position(void)
     }
 }
 
-static bool save_devices(RewindCheckpoint *c, Error **errp)
+bool rewind_save_devices(uint8_t **data, size_t *size, Error **errp)
 {
     QIOChannelBuffer *bioc = qio_channel_buffer_new(256 * 1024);
     QEMUFile *f = qemu_file_new_output(QIO_CHANNEL(bioc));
     int ret;
 
+    /* Its section fails to load unless the run state was stored. */
+    global_state_store();
     ret = qemu_save_device_state(f);
     if (ret == 0) {
         ret = qemu_fflush(f);
     }
     if (ret == 0) {
-        c->devices_size = bioc->usage;
-        c->devices = g_memdup2(bioc->data, bioc->usage);
+        *size = bioc->usage;
+        *data = g_memdup2(bioc->data, bioc->usage);
     }
     qemu_fclose(f);
     object_unref(OBJECT(bioc));
@@ -198,7 +201,7 @@ RewindCheckpoint *rewind_take_checkpoint(Error **errp)
     c = g_new0(RewindCheckpoint, 1);
     c->icount = icount;
     c->taken_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
-    if (!save_devices(c, errp)) {
+    if (!rewind_save_devices(&c->devices, &c->devices_size, errp)) {
         g_free(c);
         return NULL;
     }
@@ -212,6 +215,17 @@ RewindCheckpoint *rewind_take_checkpoint(Error **errp)
     count++;
     memory_used += checkpoint_bytes(c);
     return c;
+}
+
+/* A checkpoint from the recording's file; the base stays first. */
+void rewind_insert_persisted(RewindCheckpoint *c)
+{
+    RewindCheckpoint *at = rewind_find_before(c->icount);
+
+    assert(at && at->icount < c->icount);
+    c->persisted = true;
+    QTAILQ_INSERT_AFTER(&checkpoints, at, c, next);
+    count++;
 }
 
 static void free_checkpoint(RewindCheckpoint *c)
@@ -291,6 +305,10 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
 
     assert(started && !runstate_is_running());
     rewind_note_position();
+    /* Going back from the guest's power-off: the machine runs again. */
+    if (runstate_check(RUN_STATE_SHUTDOWN)) {
+        runstate_set(RUN_STATE_PAUSED);
+    }
 
     /* Queued events belong to the state being left. */
     replay_flush_events();
@@ -373,6 +391,10 @@ void rewind_checkpoints_init(void)
 {
     Error *err = NULL;
 
+    if (replay_mode == REPLAY_MODE_RECORD) {
+        rewind_persist_record_start();
+        return;
+    }
     if (replay_mode != REPLAY_MODE_PLAY || !rewind_config.enabled) {
         return;
     }
@@ -394,6 +416,7 @@ void rewind_checkpoints_init(void)
         error_report("rewind: could not take the initial checkpoint");
         exit(1);
     }
+    rewind_persist_load();
     placement_timer = timer_new_ms(QEMU_CLOCK_REALTIME, placement_tick, NULL);
     qemu_add_vm_change_state_handler(placement_vm_state, NULL);
 }

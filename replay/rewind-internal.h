@@ -54,7 +54,16 @@ void rewind_ram_mark_dirty(const RewindPages *pages);
 /* chain[0..n-1] in timeline order; chain[0] is complete. */
 uint64_t rewind_ram_restore(RewindPages **chain, int n, int from, int to);
 
+bool rewind_ram_write_layout(FILE *f, Error **errp);
+bool rewind_ram_check_layout(const uint8_t *buf, size_t len, size_t *pos,
+                             Error **errp);
+bool rewind_ram_write(const RewindPages *pages, FILE *f, Error **errp);
+RewindPages *rewind_ram_map(const uint8_t *buf, size_t len, size_t *pos,
+                            Error **errp);
+
 /* rewind-checkpoint.c: the timeline of checkpoints */
+bool rewind_save_devices(uint8_t **data, size_t *size, Error **errp);
+void rewind_insert_persisted(RewindCheckpoint *c);
 bool rewind_active(void);
 bool rewind_can_checkpoint(void);
 RewindCheckpoint *rewind_take_checkpoint(Error **errp);
@@ -78,6 +87,11 @@ bool rewind_goto(uint64_t icount, QEMUTimerCB callback, Error **errp);
 bool rewind_seek(uint64_t icount, Error **errp);
 
 void rewind_watchpoint_hit(vaddr addr, int type);
+
+/* rewind-persist.c: checkpoints saved with a recording */
+void rewind_persist_record_start(void);
+void rewind_persist_load(void);
+char *rewind_persist_filename(void);
 
 /* rewind-config.c */
 void rewind_configure(QemuOpts *opts);

@@ -361,3 +361,191 @@ uint64_t rewind_ram_restore(RewindPages **chain, int n, int from, int to)
     }
     return written;
 }
+
+/*
+ * On-disk form, for checkpoints persisted with a recording.  The layout
+ * (blocks and their sizes) is written once; each checkpoint then has per
+ * block a page count, the page numbers and a slot per page (the index of
+ * its data, or REWIND_ZERO_SLOT), padding to a page, and the data pages,
+ * so that a replay can map the file and use the pages where they lie.
+ */
+#define REWIND_ZERO_SLOT UINT32_MAX
+
+static bool write_all(FILE *f, const void *buf, size_t len, Error **errp)
+{
+    if (len && fwrite(buf, 1, len, f) != len) {
+        error_setg_errno(errp, errno, "could not write checkpoints");
+        return false;
+    }
+    return true;
+}
+
+bool rewind_ram_write_layout(FILE *f, Error **errp)
+{
+    uint32_t n = rewind_nblocks;
+
+    if (!write_all(f, &n, sizeof(n), errp)) {
+        return false;
+    }
+    for (int i = 0; i < rewind_nblocks; i++) {
+        const char *id = qemu_ram_get_idstr(rewind_blocks[i].rb);
+        uint64_t npages = rewind_blocks[i].npages;
+        uint16_t len = strlen(id);
+
+        if (!write_all(f, &npages, sizeof(npages), errp) ||
+            !write_all(f, &len, sizeof(len), errp) ||
+            !write_all(f, id, len, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const void *take(const uint8_t *buf, size_t len, size_t *pos,
+                        size_t n)
+{
+    const void *p;
+
+    if (n > len || *pos > len - n) {
+        return NULL;
+    }
+    p = buf + *pos;
+    *pos += n;
+    return p;
+}
+
+bool rewind_ram_check_layout(const uint8_t *buf, size_t len, size_t *pos,
+                             Error **errp)
+{
+    const uint32_t *n = take(buf, len, pos, sizeof(*n));
+
+    if (!n || *n != rewind_nblocks) {
+        error_setg(errp, "the recording's machine has %u RAM blocks, this "
+                   "one %d", n ? *n : 0, rewind_nblocks);
+        return false;
+    }
+    for (int i = 0; i < rewind_nblocks; i++) {
+        const uint64_t *npages = take(buf, len, pos, sizeof(*npages));
+        const uint16_t *idlen = take(buf, len, pos, sizeof(*idlen));
+        const char *id = idlen ? take(buf, len, pos, *idlen) : NULL;
+        const char *want = qemu_ram_get_idstr(rewind_blocks[i].rb);
+
+        if (!id || *npages != rewind_blocks[i].npages ||
+            *idlen != strlen(want) || memcmp(id, want, *idlen)) {
+            error_setg(errp, "RAM block %d of the recording's machine "
+                       "differs from this one's (%s)", i, want);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool rewind_ram_write(const RewindPages *pages, FILE *f, Error **errp)
+{
+    size_t size = qemu_target_page_size();
+    uint32_t slot = 0;
+    long at;
+
+    for (int i = 0; i < rewind_nblocks; i++) {
+        const RewindBlockPages *bp = &pages->blocks[i];
+
+        if (!write_all(f, &bp->count, sizeof(bp->count), errp) ||
+            !write_all(f, bp->page, bp->count * sizeof(uint32_t), errp)) {
+            return false;
+        }
+        for (uint32_t j = 0; j < bp->count; j++) {
+            uint32_t s = bp->data[j] ? slot++ : REWIND_ZERO_SLOT;
+
+            if (!write_all(f, &s, sizeof(s), errp)) {
+                return false;
+            }
+        }
+    }
+    at = ftell(f);
+    if (at < 0 || fseek(f, ROUND_UP(at, size), SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "could not write checkpoints");
+        return false;
+    }
+    for (int i = 0; i < rewind_nblocks; i++) {
+        const RewindBlockPages *bp = &pages->blocks[i];
+
+        for (uint32_t j = 0; j < bp->count; j++) {
+            if (bp->data[j] && !write_all(f, bp->data[j], size, errp)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Page sets whose data stays in buf (a mapped file): never freed. */
+RewindPages *rewind_ram_map(const uint8_t *buf, size_t len, size_t *pos,
+                            Error **errp)
+{
+    size_t size = qemu_target_page_size();
+    RewindPages *pages = g_new0(RewindPages, 1);
+    const uint32_t **slots = g_new0(const uint32_t *, rewind_nblocks);
+    const uint8_t *data;
+    uint64_t nslots = 0;
+
+    pages->blocks = g_new0(RewindBlockPages, rewind_nblocks);
+    for (int i = 0; i < rewind_nblocks; i++) {
+        RewindBlockPages *bp = &pages->blocks[i];
+        const uint32_t *count = take(buf, len, pos, sizeof(*count));
+        const uint32_t *page = count ?
+            take(buf, len, pos, (size_t)*count * sizeof(uint32_t)) : NULL;
+
+        slots[i] = page ?
+            take(buf, len, pos, (size_t)*count * sizeof(uint32_t)) : NULL;
+        if (!slots[i]) {
+            goto truncated;
+        }
+        bp->count = *count;
+        bp->page = g_memdup2(page, bp->count * sizeof(uint32_t));
+        bp->data = g_new0(uint8_t *, bp->count);
+        for (uint32_t j = 0; j < bp->count; j++) {
+            if (bp->page[j] >= rewind_blocks[i].npages ||
+                (j && bp->page[j] <= bp->page[j - 1])) {
+                error_setg(errp, "bad page list in checkpoint file");
+                goto fail;
+            }
+            if (slots[i][j] != REWIND_ZERO_SLOT) {
+                nslots++;
+            }
+        }
+    }
+    *pos = ROUND_UP(*pos, size);
+    data = take(buf, len, pos, nslots * size);
+    if (!data) {
+        goto truncated;
+    }
+    for (int i = 0; i < rewind_nblocks; i++) {
+        RewindBlockPages *bp = &pages->blocks[i];
+
+        for (uint32_t j = 0; j < bp->count; j++) {
+            if (slots[i][j] == REWIND_ZERO_SLOT) {
+                continue;
+            }
+            if (slots[i][j] >= nslots) {
+                error_setg(errp, "bad page slot in checkpoint file");
+                goto fail;
+            }
+            /* Borrowed from the mapping; const is the file's, not ours. */
+            bp->data[j] = (uint8_t *)(data + (size_t)slots[i][j] * size);
+        }
+    }
+    g_free(slots);
+    return pages;
+
+truncated:
+    error_setg(errp, "checkpoint file is truncated");
+fail:
+    for (int i = 0; i < rewind_nblocks; i++) {
+        g_free(pages->blocks[i].page);
+        g_free(pages->blocks[i].data);
+    }
+    g_free(pages->blocks);
+    g_free(pages);
+    g_free(slots);
+    return NULL;
+}
