@@ -16,8 +16,12 @@ build_pkgs="build-essential git pkg-config ninja-build python3 python3-venv
   nlohmann-json3-dev"
 # Needed at a newer version than Debian 12 has: taken from backports there.
 backport_pkgs="meson libcatch2-dev"
-# Running QEMU and the tests: firmware, gdb, guest image tools.
-test_pkgs="seabios ipxe-qemu qemu-system-data gdb cpio xz-utils zstd"
+# Running QEMU and the tests: firmware, gdb, guest image tools, and what
+# building the test kernel module needs (make-guest-images.sh extracts the
+# kernel headers itself): the compiler Debian 12's kernel was built with,
+# make, binutils (objcopy) and libelf1 (for the headers' objtool).
+test_pkgs="seabios ipxe-qemu qemu-system-data gdb cpio xz-utils zstd
+  make gcc-12 binutils libelf1"
 
 case $what in
     build) want="$build_pkgs" ;;

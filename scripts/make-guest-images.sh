@@ -11,12 +11,21 @@
 #                                a placeholder); ~850 MB download, only the
 #                                System.map member is extracted
 #   busybox-static               /bin/busybox of every initramfs
+#   linux-headers-<ver>-amd64, linux-headers-<ver>-common, linux-kbuild-<x.y>
+#                                only to build tests/guest/module (below);
+#                                extracted, not installed.  The compiler
+#                                the kernel was built with (gcc-12 for
+#                                Debian 12's kernel) must be installed.
 #   tests/guest/common.sh        prelude of every /init
 #   tests/guest/<scenario>.sh    one initramfs per file; a line
 #                                "# rewind-modules: m1 m2" lists the kernel
 #                                modules it needs (dependencies are added),
 #                                lines "# rewind-module-args: m1 p=v ..."
-#                                give insmod parameters
+#                                give insmod parameters; a line
+#                                "# rewind-test-modules: rewind_test" puts
+#                                our own test module (tests/guest/module,
+#                                built here) in /lib/modules/rewind_test.ko;
+#                                the scenario loads it itself
 #
 # Outputs in OUTDIR:
 #   vmlinux            the uncompressed kernel ELF taken out of vmlinuz
@@ -37,13 +46,21 @@
 #                      (~9% of a boot) for the in-kernel gunzip, for no
 #                      measurable gain in loading time.  Reproducible:
 #                      same inputs, same bytes.
-#   .stamp             hash of all inputs (this script, tests/guest/*, the
+#   module/            the test module built from tests/guest/module:
+#                      rewind_test.ko with debug info (for gdb's
+#                      add-symbol-file; the initramfs gets a copy without
+#                      debug info or build-id) and the sources it was built
+#                      from, where its debug info says they are (the kernel
+#                      headers' paths point at /usr/src/linux-headers-<ver>-*
+#                      as if installed).  Only when a scenario needs it.
+#   .stamp             hash of all inputs (this script, tests/guest/**, the
 #                      resolved package versions); when it matches and every
 #                      output exists the script does nothing (~0.05 s)
 #   .apt-resolved      versions apt resolved, reused while apt's lists,
 #                      sources and dpkg status are unchanged
-#   .cache/            the downloaded .debs (72 MB) and System.map, so that
-#                      editing a scenario rebuilds in ~7 s without download
+#   .cache/            the downloaded .debs (72 MB, +14 MB of headers) and
+#                      System.map, so that editing a scenario rebuilds in
+#                      ~7 s without download
 #
 # QEMU command lines (append "-icount shift=auto,rr=record,rrfile=F" or
 # "...,rr=replay,..." for record/replay), I=build/images:
@@ -62,6 +79,8 @@
 #   disk:        -drive file=disk.qcow2,if=none,snapshot=on,id=img-direct
 #                -drive driver=blkreplay,if=none,image=img-direct,id=img-blkreplay
 #                -device virtio-blk-pci,drive=img-blkreplay
+#   module:      nothing more (reverse debugging adds a qcow2 -drive for
+#                its snapshots, see tests/harness/scenarios.hh)
 # Each scenario's protocol is described at the top of its tests/guest file.
 # The serial log has CRLF line ends; every run ends with "REWIND-DONE" and
 # the kernel's "reboot: Power down".
@@ -77,6 +96,12 @@
 # they depend on (the "depends=" modinfo field, i.e. what depmod writes to
 # modules.dep, which the package does not ship), decompressed to plain .ko,
 # and listed in dependency order in /etc/rewind-modules for common.sh.
+#
+# Test module: tests/guest/module is built as an external module (kbuild,
+# "make -C <headers> M=<dir> modules", ~3 s) against the headers packages
+# of the guest kernel, extracted under the work folder.  The only absolute
+# path in them, the "include /usr/src/linux-headers-<ver>-common/Makefile"
+# of the -amd64 package, is rewritten to the extracted copy.
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -124,11 +149,12 @@ apt_fingerprint() {
 }
 RESOLVED=$OUT/.apt-resolved
 fp=$(apt_fingerprint)
-kpkg='' kpkgver='' bbver='' did_update=''
+kpkg='' kpkgver='' bbver='' hdeps='' kcc='' did_update=''
 if [ -f "$RESOLVED" ] && [ "$(head -n1 "$RESOLVED")" = "$fp" ]; then
-    { read -r _; read -r kpkg; read -r kpkgver; read -r bbver; } <"$RESOLVED"
+    { read -r _; read -r kpkg; read -r kpkgver; read -r bbver;
+      read -r hdeps || true; read -r kcc || true; } <"$RESOLVED"
 fi
-if [ -z "$kpkg" ] || [ -z "$bbver" ]; then
+if [ -z "$kpkg" ] || [ -z "$bbver" ] || [ -z "$hdeps" ] || [ -z "$kcc" ]; then
     if ! info=$(apt_info) || ! grep -q '^Package: busybox-static' <<<"$info"; then
         [ "$(id -u)" = 0 ] ||
             die "apt does not know linux-image-amd64/busybox-static; run 'apt-get update' as root"
@@ -145,28 +171,55 @@ if [ -z "$kpkg" ] || [ -z "$bbver" ]; then
     bbver=$(awk '/^Package: busybox-static$/ {p=1} p && /^Version:/ {print $2; exit}' <<<"$info")
     [ -n "$kpkg" ] || die "cannot find the kernel package linux-image-amd64 depends on"
     [ -n "$bbver" ] || die "cannot find the busybox-static version"
+    # The headers of that kernel and what they depend on: "Depends:
+    # linux-headers-<ver>-common (= v), linux-kbuild-6.1 (>= v),
+    # linux-compiler-gcc-12-x86".  hdeps: "pkg=version ..." to download
+    # (the version each dependency names), kcc: the compiler (gcc-12).
+    hpkg=linux-headers-${kpkg#linux-image-}
+    hinfo=$(apt-cache show "$hpkg${kpkgver:+=$kpkgver}" 2>/dev/null) ||
+        die "apt does not know $hpkg${kpkgver:+=$kpkgver}"
+    hdeps="$hpkg${kpkgver:+=$kpkgver}"
+    while read -r dep; do
+        name=${dep%% *}
+        ver=$(sed -n 's/.*([<>=]* *\([^)]*\)).*/\1/p' <<<"$dep")
+        case $name in
+            linux-compiler-gcc-*) kcc=${name#linux-compiler-}; kcc=${kcc%-*} ;;
+            linux-headers-*|linux-kbuild-*) hdeps+=" $name${ver:+=$ver}" ;;
+        esac
+    done < <(sed -n '0,/^Depends:/s/^Depends: //p' <<<"$hinfo" | tr ',' '\n' |
+             sed 's/^ *//; s/ *|.*//')
+    [ -n "$kcc" ] || kcc=gcc
     if mkdir -p "$OUT" 2>/dev/null; then
-        printf '%s\n' "$fp" "$kpkg" "$kpkgver" "$bbver" >"$RESOLVED"
+        printf '%s\n' "$fp" "$kpkg" "$kpkgver" "$bbver" "$hdeps" "$kcc" >"$RESOLVED"
     fi
 fi
 kver=${kpkg#linux-image-}
 log "kernel $kver (${kpkgver:-any version}), busybox-static $bbver"
 
 scenarios=()
+test_module=''
 for f in "$GUEST"/*.sh; do
     n=$(basename "$f" .sh)
     [ "$n" = common ] || scenarios+=("$n")
+    grep -q '^# rewind-test-modules:[[:space:]]*[^[:space:]]' "$f" && test_module=1
 done
 [ ${#scenarios[@]} -gt 0 ] || die "no scenarios in $GUEST"
+if [ -n "$test_module" ]; then
+    command -v "$kcc" >/dev/null ||
+        die "$kcc (the guest kernel's compiler) not found: run scripts/install-deps.sh test"
+    command -v make >/dev/null || die "make not found: run scripts/install-deps.sh test"
+fi
 
 hash=$( {
     echo "kernel $kpkg $kpkgver busybox $bbver cmdline $CMDLINE"
+    [ -z "$test_module" ] || echo "headers $hdeps compiler $("$kcc" --version | head -n1)"
     sha256sum "$SELF" | cut -d' ' -f1
-    (cd "$GUEST" && LC_ALL=C sha256sum -- *)
+    (cd "$GUEST" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 } | sha256sum | cut -d' ' -f1)
 
 outputs=(vmlinux vmlinuz System.map kernel-version cmdline)
 for n in "${scenarios[@]}"; do outputs+=("$n.cpio"); done
+[ -z "$test_module" ] || outputs+=(module/rewind_test.ko)
 uptodate=1
 [ "$(cat "$OUT/.stamp" 2>/dev/null)" = "$hash" ] || uptodate=
 for o in "${outputs[@]}"; do [ -s "$OUT/$o" ] || uptodate=; done
@@ -202,6 +255,11 @@ want=()
 ls "$kpkg"_*.deb >/dev/null 2>&1 || want+=("$kpkg${kpkgver:+=$kpkgver}")
 [ -s System.map ] || want+=("$kpkg-dbg${kpkgver:+=$kpkgver}")
 ls busybox-static_*.deb >/dev/null 2>&1 || want+=("busybox-static=$bbver")
+if [ -n "$test_module" ]; then
+    for d in $hdeps; do
+        ls "${d%%=*}"_*.deb >/dev/null 2>&1 || want+=("$d")
+    done
+fi
 if [ ${#want[@]} -gt 0 ]; then
     log "downloading ${want[*]}"
     if ! apt_download "${want[@]}"; then
@@ -254,6 +312,40 @@ extract_vmlinux $'\xfd7zXZ' xz -dc --single-stream ||
     die "cannot extract vmlinux from boot/vmlinuz-$kver (unknown compression)"
 BB=$WORK/bb/bin/busybox
 [ -x "$BB" ] || die "no bin/busybox in $bbdeb"
+
+# ---- test module (tests/guest/module) ----
+# Built in $WORK/module, installed as $OUT/module: the debug info names
+# $OUT/module/<file>.c (and /usr/src/linux-headers-* for the kernel's own
+# headers), so gdb finds the sources after add-symbol-file.
+build_test_module() {
+    local d debs hdir mdir=$WORK/module
+    log "building the test module (tests/guest/module, $kcc)"
+    for d in $hdeps; do
+        debs=("$CACHE/${d%%=*}"_*.deb)
+        dpkg-deb -x "${debs[0]}" "$WORK/hdr"
+    done
+    hdir=$WORK/hdr/usr/src/linux-headers-$kver
+    [ -f "$hdir/Makefile" ] || die "no usr/src/linux-headers-$kver/Makefile in the headers packages"
+    sed -i "s|^include /usr/src/|include $WORK/hdr/usr/src/|" "$hdir/Makefile"
+    mkdir -p "$mdir"
+    cp "$GUEST"/module/* "$mdir/"
+    # not the make flags of "make images" (jobserver, TESTS=...)
+    if ! env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$hdir" M="$mdir" \
+        KCFLAGS="-fdebug-prefix-map=$mdir=$OUT/module -fdebug-prefix-map=$WORK/hdr/usr/src=/usr/src" \
+        modules >"$WORK/module.log" 2>&1; then
+        cat "$WORK/module.log" >&2
+        die "building tests/guest/module failed"
+    fi
+    [ -s "$mdir/rewind_test.ko" ] || die "no rewind_test.ko after building tests/guest/module"
+    # what the guest loads: no debug info and no build-id (whose hash
+    # covers the debug info, hence this checkout's path)
+    objcopy --strip-debug --remove-section=.note.gnu.build-id \
+        "$mdir/rewind_test.ko" "$WORK/rewind_test.ko"
+    # keep only the sources and the module
+    find "$mdir" -mindepth 1 \( -name '*.mod.c' -o \( ! -name '*.[ch]' \
+        ! -name Kbuild ! -name rewind_test.ko \) \) -delete
+}
+[ -z "$test_module" ] || build_test_module
 
 # ---- kernel modules ----
 MODDIR=$WORK/k/lib/modules/$kver
@@ -313,6 +405,9 @@ build_initramfs() {
     order=()
     done_mod=()
     for a in $mods; do add_module "$a" "$root"; done
+    if grep -q '^# rewind-test-modules:[[:space:]]*rewind_test' "$GUEST/$n.sh"; then
+        cp "$WORK/rewind_test.ko" "$root/lib/modules/rewind_test.ko"
+    fi
     if [ ${#order[@]} -gt 0 ]; then
         for a in "${order[@]}"; do
             # "# rewind-module-args: <module> p=v ..." -> "<module>.ko p=v ..."
@@ -341,6 +436,10 @@ cp "$smap" System.map
 echo "$kver" >kernel-version
 echo "$CMDLINE" >cmdline
 rm -f "$OUT/.stamp" "$OUT"/*.cpio "$OUT"/*.cpio.gz
-for o in "${outputs[@]}"; do mv -f "$o" "$OUT/$o"; done
+rm -rf "$OUT/module"
+[ -z "$test_module" ] || mv "$WORK/module" "$OUT/module"
+for o in "${outputs[@]}"; do
+    case $o in module/*) ;; *) mv -f "$o" "$OUT/$o" ;; esac
+done
 echo "$hash" >"$OUT/.stamp"
 log "done: $OUT (kernel $kver; scenarios: ${scenarios[*]})"
