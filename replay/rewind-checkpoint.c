@@ -45,6 +45,8 @@ static uint64_t memory_used;
 static bool started;
 static bool dense;
 static QEMUTimer *placement_timer;
+static uint64_t placement_count;
+static int64_t placement_ns;       /* host time spent taking them */
 
 /* Spacing/distance below which a checkpoint is merged away. */
 #define REWIND_THIN_RATIO 0.8
@@ -347,6 +349,12 @@ static void placement_arm(int64_t ms)
     timer_mod(placement_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + ms);
 }
 
+void rewind_placement_stats(uint64_t *taken, int64_t *ns)
+{
+    *taken = placement_count;
+    *ns = placement_ns;
+}
+
 void rewind_set_dense(bool on)
 {
     dense = on;
@@ -355,6 +363,7 @@ void rewind_set_dense(bool on)
 static void placement_tick(void *opaque)
 {
     Error *err = NULL;
+    int64_t start;
 
     if (!runstate_is_running()) {
         return;
@@ -363,6 +372,7 @@ static void placement_tick(void *opaque)
         placement_arm(1);
         return;
     }
+    start = get_clock();
     pause_all_vcpus();
     if (!replay_has_events()) {
         if (!rewind_take_checkpoint(&err)) {
@@ -371,6 +381,8 @@ static void placement_tick(void *opaque)
         rewind_thin();
     }
     resume_all_vcpus();
+    placement_count++;
+    placement_ns += get_clock() - start;
     placement_arm(placement_interval_ms());
 }
 

@@ -78,6 +78,7 @@ uint64_t rewind_memory_budget(void);
 int rewind_checkpoint_count(void);
 RewindCheckpointList *rewind_checkpoints(void);
 void rewind_set_dense(bool dense);
+void rewind_placement_stats(uint64_t *taken, int64_t *ns);
 void rewind_checkpoints_init(void);
 
 /* rewind-timeline.c: moving the replay to an instruction count */
@@ -85,8 +86,11 @@ void rewind_break(uint64_t icount, QEMUTimerCB callback, void *opaque);
 void rewind_delete_break(void);
 bool rewind_goto(uint64_t icount, QEMUTimerCB callback, Error **errp);
 bool rewind_seek(uint64_t icount, Error **errp);
+void rewind_note_hit(uint64_t icount, bool watch, vaddr addr, int type);
 
-void rewind_watchpoint_hit(vaddr addr, int type);
+/* rewind-watch.c: write watchpoints that change the value */
+void rewind_watch_reset(void);
+void rewind_watch_finish(void);
 
 /* rewind-persist.c: checkpoints saved with a recording */
 void rewind_persist_record_start(void);

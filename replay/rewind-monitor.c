@@ -19,6 +19,8 @@
 static void print_checkpoints(Monitor *mon)
 {
     RewindCheckpoint *c;
+    uint64_t taken;
+    int64_t ns;
     int i = 0;
 
     if (!rewind_active()) {
@@ -30,6 +32,9 @@ static void print_checkpoints(Monitor *mon)
                    " bytes)\n", rewind_checkpoint_count(),
                    rewind_memory_used(), rewind_memory_budget(),
                    rewind_ram_guest_bytes());
+    rewind_placement_stats(&taken, &ns);
+    monitor_printf(mon, "Automatic placement: %" PRIu64 " taken, %" PRId64
+                   " ms of replay spent on them\n", taken, ns / SCALE_MS);
     QTAILQ_FOREACH(c, rewind_checkpoints(), next) {
         monitor_printf(mon, "  #%d icount %" PRIu64 ": %" PRIu64 " pages, "
                        "%" PRIu64 " bytes%s%s\n", i++, c->icount,

@@ -118,6 +118,26 @@ static void checkpoint_here(void)
 }
 
 /*
+ * A long way to a target: stop a little before it on the way and place
+ * a checkpoint there, so that the reverse-stepi that usually follows
+ * replays a short stretch instead of the same long one again.
+ */
+#define STONE_MIN_DISTANCE 50000
+#define STONE_BEFORE 10000
+
+static uint64_t stone_target;
+static QEMUTimerCB *stone_callback;
+
+static void stone_reached(void *opaque)
+{
+    rewind_delete_break();
+    vm_stop(RUN_STATE_RESTORE_VM);
+    checkpoint_here();
+    rewind_break(stone_target, stone_callback, NULL);
+    vm_start();
+}
+
+/*
  * Go to icount (VM stopped): restore the latest checkpoint at or before
  * it unless the live state is already between the two, then arrange a
  * stop there.  The caller starts the VM.
@@ -143,8 +163,15 @@ bool rewind_goto(uint64_t icount, QEMUTimerCB callback, Error **errp)
         if (!rewind_restore(c, errp)) {
             return false;
         }
+        now = c->icount;
     }
-    rewind_break(icount, callback, NULL);
+    if (icount - now > STONE_MIN_DISTANCE) {
+        stone_target = icount;
+        stone_callback = callback;
+        rewind_break(icount - STONE_BEFORE, stone_reached, NULL);
+    } else {
+        rewind_break(icount, callback, NULL);
+    }
     return true;
 }
 
@@ -225,6 +252,7 @@ static void continue_pass(void)
         return;
     }
     last_hit = -1;
+    rewind_watch_reset();
     pass_start = c->icount;
     if (!rewind_restore(c, &err)) {
         error_report_err(err);
@@ -249,6 +277,7 @@ static void continue_pass_end(void *opaque)
 
     rewind_delete_break();
     vm_stop(RUN_STATE_RESTORE_VM);
+    rewind_watch_finish();
     if (last_hit >= 0) {
         land_watch = last_hit_watch;
         land_addr = last_hit_addr;
@@ -285,21 +314,23 @@ bool replay_reverse_continue(void)
     return true;
 }
 
+/* Only hits before the window's end (where the pass started) count. */
+void rewind_note_hit(uint64_t icount, bool watch, vaddr addr, int type)
+{
+    if (icount >= window_end || (last_hit >= 0 && icount < last_hit)) {
+        return;
+    }
+    last_hit = icount;
+    last_hit_watch = watch;
+    last_hit_addr = addr;
+    last_hit_type = type;
+}
+
 /* From the vCPU thread: a breakpoint is hit during a reverse operation. */
 void replay_breakpoint(void)
 {
     assert(replay_mode == REPLAY_MODE_PLAY);
-    last_hit = replay_get_current_icount();
-    last_hit_watch = false;
-}
-
-void rewind_watchpoint_hit(vaddr addr, int type)
-{
-    assert(replay_mode == REPLAY_MODE_PLAY);
-    last_hit = replay_get_current_icount();
-    last_hit_watch = true;
-    last_hit_addr = addr;
-    last_hit_type = type;
+    rewind_note_hit(replay_get_current_icount(), false, 0, 0);
 }
 
 void replay_gdb_attached(void)

@@ -77,10 +77,9 @@ int main(int argc, char **argv)
         say("Step 1. Record guest (a): Debian's kernel (" +
             tail_lines(read_file(images_dir() + "/kernel-version"), 1).substr(0, 40) +
             ") with a busybox init that prints 200 lines of work and powers off.");
-        Scenario s{"boot", "", snapshot_drive(workdir)};
+        Scenario s{"boot", "", {}};
         std::string log = workdir + "/log.bin";
         QemuConfig rec = make_config(s, RrMode::Record, log);
-        rec.rrsnapshot = "init";
         RunResult recorded = run_to_poweroff(rec, workdir + "/record", 900s);
         char buf[256];
         snprintf(buf, sizeof buf,
@@ -92,7 +91,6 @@ int main(int argc, char **argv)
         say("Step 2. Replay the recording with gdb attached. Nothing but the log\n"
             "        drives the guest; it starts paused at its first instruction.");
         QemuConfig rep = make_config(s, RrMode::Replay, log);
-        rep.rrsnapshot = "init";
         rep.gdb_port = free_tcp_port();
         rep.start_paused = true;
         QemuInstance q(rep, workdir + "/replay");
@@ -110,13 +108,15 @@ int main(int argc, char **argv)
         show(gdb, "delete");
         show(gdb, "watch " + state_expr);
         show(gdb, "reverse-continue", "run backwards to the last write");
-        show(gdb, "monitor info replay");
-        show(gdb, "print " + state_expr, "just after the write");
-        show(gdb, "reverse-stepi", "one instruction further back");
-        show(gdb, "print " + state_expr, "just before it");
-        show(gdb, "x/i $pc", "so this instruction wrote it");
+        show(gdb, "x/i $pc", "the instruction that wrote it");
         std::uint64_t writer = gdb.pc();
         std::uint64_t at = gdb.icount();
+        show(gdb, "print " + state_expr, "before it runs");
+        show(gdb, "stepi", "forwards over the write");
+        show(gdb, "print " + state_expr, "after it");
+        show(gdb, "reverse-stepi", "and back");
+        show(gdb, "reverse-stepi", "one more, into the code before");
+        show(gdb, "monitor info replay", "the checkpoints behind these steps");
         show(gdb, "detach");
         q.quit();
 
@@ -126,8 +126,8 @@ int main(int argc, char **argv)
                  syms.describe(writer).c_str(), static_cast<unsigned long long>(at),
                  static_cast<unsigned long long>(end - at));
         say(buf);
-        say("Reverse execution here is upstream QEMU's (reload a snapshot from the\n"
-            "start and replay): faster time travel is on the roadmap (docs/roadmap.rst).");
+        say("Each reverse step restored an in-memory checkpoint near its target and\n"
+            "replayed only the stretch after it (docs/time-travel.rst).");
     } catch (const std::exception &e) {
         std::cerr << "demo: error: " << e.what() << "\n";
         return 1;
