@@ -16,8 +16,9 @@
 #     REWIND-MODULE-RESULT seed=<SEED> result=<n>
 # (the expected n is computed in tests/guest/module/rewind_test_main.c's
 # header), then REWIND-DONE.  SEED is 5 unless the kernel command line
-# has rewind.seed=N.  The step runs ~0.1 s (guest time) after /init
-# starts: reverse debugging replays from the start, so little runs first.
+# has rewind.seed=N.  Nothing else runs first (the step comes ~470M
+# guest instructions in, nearly all of them the kernel's boot): reverse
+# debugging replays from the start, so the shorter the way, the better.
 # rewind-test-modules: rewind_test
 
 insmod /lib/modules/rewind_test.ko || rewind_fail "insmod rewind_test.ko"
