@@ -7,6 +7,7 @@
 // guest boots with nokaslr). x86_64 gdb register numbers: 0x10 rip,
 // 0x07 rsp, 0x06 rbp.
 #include "gdb_session.hh"
+#include "process.hh"
 #include "qemu.hh"
 #include "rsp_client.hh"
 #include "scenarios.hh"
@@ -319,6 +320,74 @@ TEST_CASE("gdb protocol: gdb uses no-ack mode and swbreak/hwbreak, and its "
     CHECK(sb_pc == power_off);
     CHECK(si.stop.find("reason=\"end-stepping-range\"") != std::string::npos);
     CHECK(si_pc != power_off);
+    qemu.quit();
+}
+
+// What gdb saves with these features, from its own packet log: after
+// QStartNoAckMode no acknowledgments, and after a breakpoint stop no 'g'
+// or 'p' packet: the stop reply already holds the registers it needs.
+TEST_CASE("gdb protocol: gdb sends no acks and reads no registers after a "
+          "breakpoint stop",
+          "[gdb][protocol]")
+{
+    TempDir dir("gdbproto-log");
+    auto syms = SymbolMap::load(images_dir() + "/System.map");
+    const std::uint64_t sys_reboot = syms.address("__do_sys_reboot");
+    QemuConfig cfg = make_config(Scenario{"boot", "", {}}, RrMode::None);
+    cfg.gdb_port = free_tcp_port();
+    cfg.start_paused = true;
+    QemuInstance qemu(cfg, dir.path());
+    qemu.start();
+
+    CommandResult gdb = run_command(
+        {gdb_binary(), "-nx", "-batch", "-ex", "set remotetimeout 600",
+         "-ex", "set debug remote 1",
+         "-ex", "target remote 127.0.0.1:" + std::to_string(*cfg.gdb_port),
+         "-ex", "break *" + hex(sys_reboot), "-ex", "continue",
+         "-ex", "printf \"pc=%lx sp=%lx fp=%lx\\n\", $pc, $sp, $fp",
+         "-ex", "detach"},
+        scaled(600s), dir.path());
+    INFO("gdb output:\n" << tail_lines(gdb.output, 80));
+    INFO("QEMU run:\n" << qemu.diagnostics());
+    REQUIRE_FALSE(gdb.timed_out);
+    CHECK(gdb.output.find("pc=" + hex(sys_reboot).substr(2) + " ") !=
+          std::string::npos);
+
+    // Phases of the packet log: before no-ack mode was agreed, then up to
+    // the breakpoint's stop reply, then after it.
+    enum { Acked, NoAck, Stopped } phase = Acked;
+    bool noack_asked = false;
+    int acks_after = 0, reads_after_stop = 0, sent_after_stop = 0;
+    std::string stop_reply;
+    std::istringstream in(gdb.output);
+    std::string line;
+    while (std::getline(in, line)) {
+        bool sending = line.find("Sending packet: $") != std::string::npos;
+        std::string packet = sending ? line.substr(line.find('$') + 1) : "";
+        if (sending && packet.rfind("QStartNoAckMode", 0) == 0) {
+            noack_asked = true;
+        } else if (noack_asked && phase == Acked &&
+                   line.find("Packet received: OK") != std::string::npos) {
+            phase = NoAck;
+        } else if (phase == NoAck &&
+                   line.find("Packet received: T05") != std::string::npos &&
+                   line.find("swbreak") != std::string::npos) {
+            phase = Stopped;
+            stop_reply = line;
+        } else if (phase != Acked && line.find("Received Ack") != std::string::npos) {
+            ++acks_after;
+        } else if (phase == Stopped && sending) {
+            ++sent_after_stop;
+            if (packet.rfind("g#", 0) == 0 || packet.rfind("p", 0) == 0) {
+                ++reads_after_stop;
+            }
+        }
+    }
+    CHECK(noack_asked);
+    CHECK(phase == Stopped);      // went through no-ack mode to the stop
+    CHECK(acks_after == 0);
+    CHECK(sent_after_stop > 0);   // the log goes on (the detach at least)
+    CHECK(reads_after_stop == 0); // $pc, $sp, $fp came with the stop reply
     qemu.quit();
 }
 
