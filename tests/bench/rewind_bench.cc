@@ -1,8 +1,9 @@
 // make bench: QEMU Rewind against the unpatched vanilla build of the same
 // base, on scenario (a), measured in the same run, runs interleaved so
-// that machine noise hits both alike. Prints one table of medians and
-// ratios, and writes build/bench/results.json:
+// that machine noise hits both alike. Prints one table of medians, ratios
+// and targets, and writes build/bench/results.json:
 //   {"metrics": {NAME: {"ours": x, "vanilla": y, "unit": "s"|...}}, ...}
+// docs/benchmarks.rst says what each metric measures.
 #include "gdb_session.hh"
 #include "qemu.hh"
 #include "scenarios.hh"
@@ -12,17 +13,22 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
+#include <random>
+#include <regex>
 #include <string>
 #include <vector>
 
 using namespace qemu_rewind::test;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -31,6 +37,15 @@ struct Build {
     std::string qemu;
     std::string qemu_img;
     std::vector<std::string> firmware_dirs;
+    bool ours() const { return name == "ours"; }
+};
+
+struct Options {
+    int runs = 3;
+    std::string out = "build/bench/results.json";
+    // Vanilla on the random points and the 20 consecutive steps too
+    // (each of its reverse-stepi replays from the start: many minutes).
+    bool full_vanilla = false;
 };
 
 // The boot scenario calls sethostname(2) once, about 1e9 instructions
@@ -39,11 +54,73 @@ const char *const kMarker = "__x64_sys_sethostname";
 // Upstream's reverse debugging can deadlock (fixed by our patch 0006): a
 // command that takes longer than this counts as hung.
 constexpr auto kGdbTimeout = std::chrono::seconds(300);
+// Ours, at a random point: a reverse-stepi that takes longer is a hang.
+constexpr auto kPointLimit = std::chrono::seconds(60);
+// rrpersist=SECONDS for the recordings with persisted checkpoints (the
+// boot guest's recording spans 10-20 s of guest time: with shift=auto it
+// depends on the host's speed).
+constexpr int kPersistPeriod = 1;
+// reverse_stepi_p95_s: this many random points (vanilla only with
+// --full-vanilla: each of its reverse-stepi replays from the start).
+constexpr int kRandomPoints = 20;
+// reverse_stepi_20_s
+constexpr int kConsecutiveSteps = 20;
+constexpr double kSeekFraction = 0.9;
 
 struct Metric {
     std::string unit;
     std::map<std::string, std::vector<double>> runs;   // build -> values
 };
+
+// A target for our build: the median of `metric`, or its ratio to the
+// median of `ref_metric` of `ref_build`, must be at most `limit`.
+struct Target {
+    std::string metric;
+    double limit;
+    std::string ref_metric;   // empty: absolute
+    std::string ref_build;
+};
+
+const std::vector<Target> kTargets = {
+    {"reverse_stepi_end_s", 0.050, "", ""},
+    {"reverse_stepi_p95_s", 0.200, "", ""},
+    {"reverse_stepi_20_s", 1.0, "", ""},
+    {"reverse_continue_1e9_s", 1.5, "forward_1e9_s", "ours"},
+    {"seek_90pct_s", 3.0, "", ""},
+    {"replay_checkpoints_s", 1.10, "replay_s", "ours"},
+    {"record_checkpoints_s", 1.10, "record_s", "vanilla"},
+    {"checkpoint_mem_bytes", 1.5, "guest_ram_bytes", "ours"},
+};
+
+// Table order; metrics not listed follow in the order first measured.
+const std::vector<std::string> kOrder = {
+    "plain_s", "icount_s", "record_s", "record_checkpoints_s",
+    "persist_file_bytes", "log_bytes", "instructions",
+    "instructions_per_log_byte", "replay_s", "replay_checkpoints_s",
+    "checkpoint_mem_bytes", "guest_ram_bytes", "checkpoints",
+    "persisted_checkpoints", "seek_90pct_s", "seek_90pct_nopersist_s",
+    "reverse_stepi_end_s", "reverse_stepi_20_s", "reverse_stepi_p95_s",
+    "reverse_continue_1e9_s", "forward_1e9_s", "reverse_continue_distance",
+};
+
+double median(std::vector<double> v)
+{
+    if (v.empty()) {
+        return 0;
+    }
+    std::sort(v.begin(), v.end());
+    std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Nearest-rank percentile: the smallest value with at least p of the
+// values at or below it.
+double percentile(std::vector<double> v, double p)
+{
+    std::sort(v.begin(), v.end());
+    auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(v.size())));
+    return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
 
 class Results {
 public:
@@ -56,17 +133,50 @@ public:
         auto &m = metrics_[metric];
         m.unit = unit;
         m.runs[build].push_back(value);
-        order_.push_back(metric);
+        if (std::find(order_.begin(), order_.end(), metric) == order_.end()) {
+            order_.push_back(metric);
+        }
     }
 
-    static double median(std::vector<double> v)
+    std::optional<double> get(const std::string &metric,
+                              const std::string &build) const
     {
-        if (v.empty()) {
-            return 0;
+        auto m = metrics_.find(metric);
+        if (m == metrics_.end()) {
+            return std::nullopt;
         }
-        std::sort(v.begin(), v.end());
-        std::size_t n = v.size();
-        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+        auto it = m->second.runs.find(build);
+        if (it == m->second.runs.end() || it->second.empty()) {
+            return std::nullopt;
+        }
+        return median(it->second);
+    }
+
+    struct Verdict {
+        std::string target;          // "<= 0.050 s", "<= 1.10 x replay_s"
+        std::optional<double> value; // what is compared with the limit
+        bool pass = false;
+    };
+    Verdict verdict(const Target &t) const
+    {
+        Verdict v;
+        char b[96];
+        const std::string &unit = metrics_.count(t.metric)
+                                      ? metrics_.at(t.metric).unit : "";
+        if (t.ref_metric.empty()) {
+            snprintf(b, sizeof b, "<= %g %s", t.limit, unit.c_str());
+            v.value = get(t.metric, "ours");
+        } else {
+            snprintf(b, sizeof b, "<= %.2f x %s%s", t.limit, t.ref_metric.c_str(),
+                     t.ref_build == "ours" ? "" : (" " + t.ref_build.substr(0, 3)).c_str());
+            auto a = get(t.metric, "ours"), r = get(t.ref_metric, t.ref_build);
+            if (a && r && *r > 0) {
+                v.value = *a / *r;
+            }
+        }
+        v.target = b;
+        v.pass = v.value && *v.value <= t.limit;
+        return v;
     }
 
     json to_json() const
@@ -82,31 +192,42 @@ public:
             out["metrics"][name] = row;
             out["runs"][name] = raw;
         }
+        json targets = json::object();
+        for (const Target &t : kTargets) {
+            Verdict v = verdict(t);
+            json j = {{"limit", t.limit}, {"target", v.target}, {"pass", v.pass}};
+            if (!t.ref_metric.empty()) {
+                j["relative_to"] = {{"metric", t.ref_metric}, {"build", t.ref_build}};
+            }
+            j["value"] = v.value ? json(*v.value) : json(nullptr);
+            targets[t.metric] = j;
+        }
+        out["targets"] = targets;
         out["failures"] = failures_;
         return out;
     }
 
     void print_table(std::ostream &os) const
     {
-        char line[256];
-        snprintf(line, sizeof line, "%-28s %-13s %14s %14s %10s\n", "metric",
-                 "unit", "ours", "vanilla", "ours/van");
-        os << line << std::string(83, '-') << "\n";
-        std::vector<std::string> seen;
-        for (const auto &name : order_) {
-            if (std::find(seen.begin(), seen.end(), name) != seen.end()) {
-                continue;
+        char line[320];
+        const char *fmt = "%-26s %-12s %11s %11s %9s  %-30s %s\n";
+        snprintf(line, sizeof line, fmt, "metric", "unit", "ours", "vanilla",
+                 "ours/van", "target (ours)", "result");
+        os << line << std::string(116, '-') << "\n";
+        std::vector<std::string> names;
+        for (const auto &n : kOrder) {
+            if (metrics_.count(n)) {
+                names.push_back(n);
             }
-            seen.push_back(name);
+        }
+        for (const auto &n : order_) {
+            if (std::find(names.begin(), names.end(), n) == names.end()) {
+                names.push_back(n);
+            }
+        }
+        for (const auto &name : names) {
             const Metric &m = metrics_.at(name);
-            auto get = [&](const char *b) -> std::optional<double> {
-                auto it = m.runs.find(b);
-                if (it == m.runs.end()) {
-                    return std::nullopt;
-                }
-                return median(it->second);
-            };
-            auto fmt = [&](std::optional<double> v) {
+            auto num = [&](std::optional<double> v) {
                 char b[32];
                 if (!v) {
                     return std::string("-");
@@ -118,16 +239,32 @@ public:
                 }
                 return std::string(b);
             };
-            auto ours = get("ours"), van = get("vanilla");
+            auto ours = get(name, "ours"), van = get(name, "vanilla");
             std::string ratio = "-";
             if (ours && van && *van != 0) {
                 char b[32];
                 snprintf(b, sizeof b, "%.2f", *ours / *van);
                 ratio = b;
             }
-            snprintf(line, sizeof line, "%-28s %-13s %14s %14s %10s\n",
-                     name.c_str(), m.unit.c_str(), fmt(ours).c_str(),
-                     fmt(van).c_str(), ratio.c_str());
+            std::string target, result;
+            for (const Target &t : kTargets) {
+                if (t.metric != name) {
+                    continue;
+                }
+                Verdict v = verdict(t);
+                target = v.target;
+                char b[64];
+                if (!v.value) {
+                    result = "n/a";
+                } else {
+                    snprintf(b, sizeof b, t.ref_metric.empty() ? "%s" : "%s (%.2f x)",
+                             v.pass ? "pass" : "FAIL", *v.value);
+                    result = b;
+                }
+            }
+            snprintf(line, sizeof line, fmt, name.c_str(), m.unit.c_str(),
+                     num(ours).c_str(), num(van).c_str(), ratio.c_str(),
+                     target.c_str(), result.c_str());
             os << line;
         }
     }
@@ -152,42 +289,229 @@ void progress(const std::string &msg)
     std::cerr << "bench: " << msg << std::endl;
 }
 
-// Plain, icount, record and replay wall times, log size, instructions.
-void measure_runs(const Build &b, const std::string &dir, Results &res)
+std::string fmt_seconds(double s)
 {
-    std::string log = dir + "/log.bin";
+    char b[32];
+    snprintf(b, sizeof b, "%.3f s", s);
+    return b;
+}
+
+// What `info replay` says about the in-memory checkpoints.
+struct ReplayInfo {
+    std::uint64_t icount = 0;
+    int checkpoints = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t guest_ram = 0;
+    int persisted = 0;
+};
+
+ReplayInfo parse_info_replay(const std::string &text)
+{
+    static const std::regex icount_re(R"(instruction count = (\d+))");
+    static const std::regex ckpt_re(
+        R"(In-memory checkpoints: (\d+), (\d+) bytes \(budget \d+ bytes, guest RAM (\d+) bytes\))");
+    ReplayInfo info;
+    std::smatch m;
+    if (!std::regex_search(text, m, icount_re)) {
+        throw std::runtime_error("no instruction count in 'info replay': " + text);
+    }
+    info.icount = std::stoull(m[1]);
+    if (!std::regex_search(text, m, ckpt_re)) {
+        throw std::runtime_error("no checkpoint summary in 'info replay': " + text);
+    }
+    info.checkpoints = std::stoi(m[1]);
+    info.bytes = std::stoull(m[2]);
+    info.guest_ram = std::stoull(m[3]);
+    for (std::size_t at = text.find("(persisted)"); at != std::string::npos;
+         at = text.find("(persisted)", at + 1)) {
+        ++info.persisted;
+    }
+    return info;
+}
+
+// QMP replay-seek, then wait until the VM is paused at `icount`. Returns
+// the seconds from the command to the stop.
+double qmp_seek(QemuInstance &q, std::uint64_t icount,
+                std::chrono::milliseconds timeout)
+{
+    QmpClient &qmp = q.qmp();
+    // Stops from before (a power-off, an earlier seek) do not count.
+    while (!qmp.wait_event("STOP", 0ms).is_null()) {
+    }
+    auto t0 = Clock::now();
+    auto deadline = t0 + timeout;
+    qmp.execute("replay-seek", {{"icount", icount}}, timeout);
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - Clock::now());
+        json ev = left.count() > 0 ? qmp.wait_event("STOP", left) : json(nullptr);
+        if (ev.is_null()) {
+            throw std::runtime_error("replay-seek " + std::to_string(icount) +
+                                     " did not stop within " +
+                                     std::to_string(timeout.count() / 1000) + " s");
+        }
+        double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        json st = qmp.execute("query-status");
+        if (st.value("running", false)) {
+            continue;   // stopped on the way and resumed
+        }
+        std::uint64_t at = q.icount();
+        if (at != icount) {
+            throw std::runtime_error("replay-seek " + std::to_string(icount) +
+                                     " stopped at " + std::to_string(at) + " (" +
+                                     st.value("status", "?") + ")");
+        }
+        return seconds;
+    }
+}
+
+// One gdb reverse-stepi, checked to move back exactly one instruction.
+double reverse_stepi(GdbSession &gdb, std::uint64_t from,
+                     std::chrono::milliseconds timeout = kGdbTimeout)
+{
+    GdbReply r = gdb.run("reverse-stepi", timeout);
+    std::uint64_t at = gdb.icount();
+    if (!r.ok() || at + 1 != from) {
+        throw std::runtime_error("reverse-stepi from " + std::to_string(from) +
+                                 " went to " + std::to_string(at) + ": " +
+                                 r.error + r.console);
+    }
+    return r.seconds;
+}
+
+// Starts QEMU, waits for the guest's power-off, returns the seconds (like
+// run_to_poweroff) and leaves QEMU running for questions.
+double run_until_poweroff(QemuInstance &q)
+{
+    auto t0 = Clock::now();
+    q.start();
+    if (!q.wait_for_poweroff(scaled(1800s)) || q.exited()) {
+        throw std::runtime_error("guest did not power off\n" + q.diagnostics());
+    }
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct Logs {
+    std::string plain;          // recorded by the record_s run
+    std::uint64_t plain_icount = 0;
+    std::string persisted;      // ours: recorded with rrpersist
+    std::uint64_t persisted_icount = 0;
+};
+
+// Plain, icount, record and replay wall times, log size, instructions;
+// builds interleaved per mode. Ours also records with rrpersist
+// (record_checkpoints_s) and replays with checkpoints on
+// (replay_checkpoints_s); its replay_s has them off, like vanilla.
+void measure_runs(const std::vector<Build> &builds, const std::string &dir,
+                  Results &res, std::map<std::string, Logs> &logs)
+{
     for (RrMode mode : {RrMode::None, RrMode::Icount, RrMode::Record, RrMode::Replay}) {
-        std::string d = dir + "/" + to_string(mode);
-        std::filesystem::create_directories(d);
-        progress(b.name + ": " + to_string(mode) + " run");
-        RunResult r = run_to_poweroff(config_for(b, mode, log), d, 1800s);
-        res.add(std::string(to_string(mode)) + "_s", "s", b.name, r.seconds);
-        if (mode == RrMode::Record) {
-            res.add("log_bytes", "bytes", b.name, static_cast<double>(file_size(log)));
-            res.add("instructions", "instructions", b.name, static_cast<double>(r.icount));
-            res.add("instructions_per_log_byte", "instr/byte", b.name,
-                    static_cast<double>(r.icount) / static_cast<double>(file_size(log)));
+        for (const Build &b : builds) {
+            std::string bdir = dir + "/" + b.name;
+            std::string log = bdir + "/log.bin";
+            std::string d = bdir + "/" + to_string(mode);
+            std::filesystem::create_directories(d);
+            progress(b.name + ": " + to_string(mode) + " run");
+            QemuConfig c = config_for(b, mode, log);
+            if (b.ours() && mode == RrMode::Replay) {
+                c.rr_options = {"rrcheckpoints=off"};
+            }
+            RunResult r = run_to_poweroff(c, d, 1800s);
+            res.add(std::string(to_string(mode)) + "_s", "s", b.name, r.seconds);
+            if (mode == RrMode::Record) {
+                res.add("log_bytes", "bytes", b.name, static_cast<double>(file_size(log)));
+                res.add("instructions", "instructions", b.name, static_cast<double>(r.icount));
+                res.add("instructions_per_log_byte", "instr/byte", b.name,
+                        static_cast<double>(r.icount) / static_cast<double>(file_size(log)));
+                logs[b.name].plain = log;
+                logs[b.name].plain_icount = r.icount;
+            }
+            if (!b.ours()) {
+                continue;
+            }
+            try {
+                if (mode == RrMode::Record) {
+                    std::string plog = bdir + "/plog.bin";
+                    std::string pd = bdir + "/record-persist";
+                    std::filesystem::create_directories(pd);
+                    progress("ours: record run with rrpersist=" +
+                             std::to_string(kPersistPeriod));
+                    QemuConfig pc = config_for(b, RrMode::Record, plog);
+                    pc.rr_options = {"rrpersist=" + std::to_string(kPersistPeriod)};
+                    RunResult pr = run_to_poweroff(pc, pd, 1800s);
+                    if (!file_exists(plog + ".ckpt")) {
+                        throw std::runtime_error("rrpersist wrote no " + plog + ".ckpt");
+                    }
+                    res.add("record_checkpoints_s", "s", b.name, pr.seconds);
+                    res.add("persist_file_bytes", "bytes", b.name,
+                            static_cast<double>(file_size(plog + ".ckpt")));
+                    logs[b.name].persisted = plog;
+                    logs[b.name].persisted_icount = pr.icount;
+                } else if (mode == RrMode::Replay) {
+                    std::string cd = bdir + "/replay-checkpoints";
+                    std::filesystem::create_directories(cd);
+                    progress("ours: replay run with checkpoints");
+                    QemuInstance q(config_for(b, RrMode::Replay, log), cd);
+                    double s = run_until_poweroff(q);
+                    ReplayInfo info = parse_info_replay(q.qmp().hmp("info replay"));
+                    q.quit();
+                    if (info.icount != logs[b.name].plain_icount) {
+                        throw std::runtime_error(
+                            "replay with checkpoints ended at " +
+                            std::to_string(info.icount) + ", the recording at " +
+                            std::to_string(logs[b.name].plain_icount));
+                    }
+                    res.add("replay_checkpoints_s", "s", b.name, s);
+                    res.add("checkpoint_mem_bytes", "bytes", b.name,
+                            static_cast<double>(info.bytes));
+                    res.add("guest_ram_bytes", "bytes", b.name,
+                            static_cast<double>(info.guest_ram));
+                    res.add("checkpoints", "checkpoints", b.name, info.checkpoints);
+                }
+            } catch (const std::exception &e) {
+                std::string what = std::string("ours: ") + to_string(mode) +
+                                   " with checkpoints failed: " + e.what();
+                progress(what);
+                res.fail(what);
+            }
         }
     }
 }
 
-// Reverse debugging latency on a replay under gdb: reverse-stepi at the
-// end of the recording, and reverse-continue to a breakpoint ~1e9
-// instructions back.
-void measure_reverse(const Build &b, const std::string &dir, Results &res)
+// Ours: from a fresh start of a replay of the rrpersist recording, seek
+// to 90 % of its instructions.
+void measure_persisted_seek(const Build &b, const std::string &dir,
+                            const Logs &logs, Results &res)
 {
-    std::vector<std::string> drive = snapshot_drive(dir, b.qemu_img);
-    std::string log = dir + "/rlog.bin";
-    std::filesystem::create_directories(dir + "/rrecord");
-    std::filesystem::create_directories(dir + "/rreplay");
+    std::string d = dir + "/seek-persist";
+    std::filesystem::create_directories(d);
+    QemuConfig c = config_for(b, RrMode::Replay, logs.persisted);
+    c.start_paused = true;
+    QemuInstance q(c, d);
+    q.start();
+    ReplayInfo info = parse_info_replay(q.qmp().hmp("info replay"));
+    if (info.persisted == 0) {
+        throw std::runtime_error("the replay lists no persisted checkpoints:\n" +
+                                 q.qmp().hmp("info replay"));
+    }
+    res.add("persisted_checkpoints", "checkpoints", b.name, info.persisted);
+    auto target = static_cast<std::uint64_t>(kSeekFraction *
+                                             static_cast<double>(logs.persisted_icount));
+    progress("ours: seek to 90% with persisted checkpoints");
+    double s = qmp_seek(q, target, scaled(600s));
+    res.add("seek_90pct_s", "s", b.name, s);
+    q.quit();
+}
 
-    QemuConfig rec = config_for(b, RrMode::Record, log);
-    rec.device_args = drive;
-    rec.rrsnapshot = "init";
-    progress(b.name + ": recording for reverse debugging");
-    run_to_poweroff(rec, dir + "/rrecord", 1800s);
+// Reverse debugging on a replay under gdb, from its end: reverse-stepi
+// once, then kConsecutiveSteps times, reverse-continue to a breakpoint
+// ~1e9 instructions back, and continue forward to the end again.
+void measure_reverse(const Build &b, const Options &opt, const std::string &dir,
+                     const std::string &log, std::uint64_t recorded,
+                     const std::vector<std::string> &drive, Results &res)
+{
     auto syms = SymbolMap::load(images_dir() + "/System.map");
-
+    std::filesystem::create_directories(dir + "/rreplay");
     QemuConfig rep = config_for(b, RrMode::Replay, log);
     rep.device_args = drive;
     rep.rrsnapshot = "init";
@@ -202,14 +526,24 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     progress(b.name + ": replaying to the end under gdb");
     gdb.run("continue", kGdbTimeout);
     std::uint64_t end = gdb.icount();
+    if (end > recorded || recorded - end > 1000000) {
+        throw std::runtime_error("machine_power_off at " + std::to_string(end) +
+                                 ", the recording has " + std::to_string(recorded));
+    }
 
     progress(b.name + ": reverse-stepi at the end");
-    GdbReply rs = gdb.run("reverse-stepi", kGdbTimeout);
-    if (!rs.ok() || gdb.icount() != end - 1) {
-        throw std::runtime_error(b.name + ": reverse-stepi did not step back one "
-                                 "instruction: " + rs.error + rs.console);
+    res.add("reverse_stepi_end_s", "s", b.name, reverse_stepi(gdb, end));
+    std::uint64_t now = end - 1;
+
+    if (b.ours() || opt.full_vanilla) {
+        progress(b.name + ": " + std::to_string(kConsecutiveSteps) +
+                 " consecutive reverse-stepi");
+        double total = 0;
+        for (int i = 0; i < kConsecutiveSteps; ++i, --now) {
+            total += reverse_stepi(gdb, now);
+        }
+        res.add("reverse_stepi_20_s", "s", b.name, total);
     }
-    res.add("reverse_stepi_end_s", "s", b.name, rs.seconds);
 
     gdb.run("delete");
     gdb.run("break *" + hex(syms.address(kMarker)));
@@ -222,14 +556,157 @@ void measure_reverse(const Build &b, const std::string &dir, Results &res)
     }
     res.add("reverse_continue_1e9_s", "s", b.name, rc.seconds);
     res.add("reverse_continue_distance", "instructions", b.name,
-            static_cast<double>(end - landed));
+            static_cast<double>(now - landed));
+
+    gdb.run("delete");
+    gdb.run("break *" + hex(syms.address("machine_power_off")));
+    progress(b.name + ": continue forward to the end again");
+    GdbReply fw = gdb.run("continue", kGdbTimeout);
+    std::uint64_t back = gdb.icount();
+    if (!fw.ok() || back != end) {
+        throw std::runtime_error(b.name + ": continue from the breakpoint stopped at " +
+                                 std::to_string(back) + ", not at the end " +
+                                 std::to_string(end) + ": " + fw.error + fw.console);
+    }
+    res.add("forward_1e9_s", "s", b.name, fw.seconds);
     q.quit();
+}
+
+// A replay under gdb, started paused.
+struct DebugReplay {
+    std::unique_ptr<QemuInstance> q;
+    std::unique_ptr<GdbSession> gdb;   // destroyed first
+};
+
+DebugReplay start_debug_replay(const QemuConfig &base, const std::string &dir,
+                               const std::string &sub)
+{
+    QemuConfig c = base;
+    c.gdb_port = free_tcp_port();
+    c.start_paused = true;
+    std::filesystem::create_directories(dir + "/" + sub);
+    DebugReplay r;
+    r.q = std::make_unique<QemuInstance>(c, dir + "/" + sub);
+    r.q->start();
+    r.gdb = std::make_unique<GdbSession>(dir);
+    r.gdb->connect(*c.gdb_port);
+    return r;
+}
+
+// `info replay` when QEMU still answers, for failure reports.
+std::string replay_state(QemuInstance &q)
+{
+    try {
+        return q.qmp().hmp("info replay");
+    } catch (const std::exception &e) {
+        return std::string("(no answer: ") + e.what() + ")";
+    }
+}
+
+// From a fresh start of the replay: seek to 90 % (no persisted
+// checkpoints), then reverse-stepi at random points: QMP replay-seek
+// there (in increasing order), then one gdb reverse-stepi. A point that
+// fails (a hang) counts as kPointLimit seconds, is listed as a failure,
+// and the replay is started afresh for the next points.
+void measure_random_points(const Build &b, const Options &opt,
+                           const std::string &dir, const std::string &log,
+                           std::uint64_t recorded,
+                           const std::vector<std::string> &drive, int run,
+                           Results &res)
+{
+    std::string tag = b.name + " run " + std::to_string(run + 1);
+    QemuConfig rep = config_for(b, RrMode::Replay, log);
+    rep.device_args = drive;
+    rep.rrsnapshot = "init";
+    int sessions = 0;
+    DebugReplay r = start_debug_replay(rep, dir, "rpoints");
+
+    auto long_timeout = b.ours() ? scaled(600s) : std::chrono::milliseconds(kGdbTimeout);
+    progress(b.name + ": seek to 90% without persisted checkpoints");
+    double s = qmp_seek(*r.q, static_cast<std::uint64_t>(kSeekFraction *
+                                                         static_cast<double>(recorded)),
+                        long_timeout);
+    res.add("seek_90pct_nopersist_s", "s", b.name, s);
+    if (!b.ours() && !opt.full_vanilla) {
+        r.q->quit();
+        return;
+    }
+
+    // The same points for both builds in a run.
+    std::mt19937_64 rng(0x5eed0000u + static_cast<unsigned>(run));
+    std::uniform_int_distribution<std::uint64_t> pick(1000, recorded - 1);
+    std::vector<std::uint64_t> points;
+    for (int i = 0; i < kRandomPoints; ++i) {
+        points.push_back(pick(rng));
+    }
+    std::sort(points.begin(), points.end());
+    progress(b.name + ": reverse-stepi at " + std::to_string(points.size()) +
+             " random points");
+    auto seek_timeout = b.ours() ? scaled(120s) : std::chrono::milliseconds(kGdbTimeout);
+    std::vector<double> lat;
+    for (std::uint64_t p : points) {
+        try {
+            double seek = qmp_seek(*r.q, p, seek_timeout);
+            // gdb did not see the VM move.
+            r.gdb->run("maintenance flush register-cache");
+            lat.push_back(reverse_stepi(*r.gdb, p, kPointLimit));
+            progress(b.name + ":   icount " + std::to_string(p) + ": seek " +
+                     fmt_seconds(seek) + ", reverse-stepi " + fmt_seconds(lat.back()));
+        } catch (const std::exception &e) {
+            lat.push_back(std::chrono::duration<double>(kPointLimit).count());
+            std::string what = tag + ": reverse-stepi at icount " + std::to_string(p) +
+                               " failed (counted as " + fmt_seconds(lat.back()) +
+                               "): " + e.what() + "\n" + replay_state(*r.q);
+            progress(what);
+            res.fail(what);
+            if (++sessions > 3) {
+                throw std::runtime_error("too many failed points, giving up");
+            }
+            r = DebugReplay{};
+            r = start_debug_replay(rep, dir, "rpoints-" + std::to_string(sessions));
+        }
+    }
+    res.add("reverse_stepi_p95_s", "s", b.name, percentile(lat, 0.95));
+    r.q->quit();
+}
+
+// Everything that needs gdb, for one build, each part on its own so that a
+// failure (vanilla's reverse-continue can hang) loses only that part.
+void measure_debugging(const Build &b, const Options &opt, const std::string &dir,
+                       int run, Results &res)
+{
+    std::string tag = b.name + " run " + std::to_string(run + 1);
+    std::vector<std::string> drive = snapshot_drive(dir, b.qemu_img);
+    std::string log = dir + "/rlog.bin";
+    std::filesystem::create_directories(dir + "/rrecord");
+    QemuConfig rec = config_for(b, RrMode::Record, log);
+    rec.device_args = drive;
+    rec.rrsnapshot = "init";
+    progress(b.name + ": recording for reverse debugging");
+    RunResult r = run_to_poweroff(rec, dir + "/rrecord", 1800s);
+
+    try {
+        measure_reverse(b, opt, dir, log, r.icount, drive, res);
+    } catch (const std::exception &e) {
+        std::string what = tag + ": reverse debugging failed: " + e.what();
+        progress(what);
+        res.fail(what);
+    }
+    try {
+        measure_random_points(b, opt, dir, log, r.icount, drive, run, res);
+    } catch (const std::exception &e) {
+        std::string what = tag + ": seeking / random points failed: " + e.what();
+        progress(what);
+        res.fail(what);
+    }
 }
 
 int usage()
 {
-    std::cerr << "usage: rewind-bench [--runs N] [--out FILE] [--keep]\n"
+    std::cerr << "usage: rewind-bench [--runs N] [--out FILE] [--full-vanilla]\n"
                  "Compares build/qemu with build/vanilla on the boot scenario.\n"
+                 "--full-vanilla: vanilla on the random points and the 20\n"
+                 "  consecutive reverse-stepi too (adds many minutes).\n"
                  "Environment: REWIND_QEMU, REWIND_VANILLA_QEMU, REWIND_IMAGES, ...\n";
     return 2;
 }
@@ -238,19 +715,20 @@ int usage()
 
 int main(int argc, char **argv)
 {
-    int runs = 3;
-    std::string out = "build/bench/results.json";
+    Options opt;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--runs" && i + 1 < argc) {
-            runs = std::atoi(argv[++i]);
+            opt.runs = std::atoi(argv[++i]);
         } else if (a == "--out" && i + 1 < argc) {
-            out = argv[++i];
+            opt.out = argv[++i];
+        } else if (a == "--full-vanilla") {
+            opt.full_vanilla = true;
         } else {
             return usage();
         }
     }
-    if (runs < 1) {
+    if (opt.runs < 1) {
         return usage();
     }
     try {
@@ -267,34 +745,47 @@ int main(int argc, char **argv)
         }
         Results res;
         TempDir tmp("bench");
-        for (int run = 0; run < runs; ++run) {
-            for (const Build &b : builds) {
-                std::string dir = tmp.path() + "/" + b.name + std::to_string(run);
-                std::filesystem::create_directories(dir);
-                progress("run " + std::to_string(run + 1) + "/" + std::to_string(runs));
-                measure_runs(b, dir, res);
+        auto t0 = Clock::now();
+        for (int run = 0; run < opt.runs; ++run) {
+            progress("run " + std::to_string(run + 1) + "/" + std::to_string(opt.runs));
+            std::string dir = tmp.path() + "/run" + std::to_string(run);
+            std::map<std::string, Logs> logs;
+            measure_runs(builds, dir, res, logs);
+            if (!logs["ours"].persisted.empty()) {
                 try {
-                    measure_reverse(b, dir, res);
+                    measure_persisted_seek(builds[0], dir + "/ours", logs["ours"], res);
                 } catch (const std::exception &e) {
-                    std::string what = b.name + " run " + std::to_string(run + 1) +
-                                       ": reverse debugging failed: " + e.what();
+                    std::string what = "ours run " + std::to_string(run + 1) +
+                                       ": seek with persisted checkpoints failed: " +
+                                       e.what();
                     progress(what);
                     res.fail(what);
                 }
             }
+            for (const Build &b : builds) {
+                std::string d = dir + "/" + b.name + "/debug";
+                std::filesystem::create_directories(d);
+                measure_debugging(b, opt, d, run, res);
+            }
         }
-        std::filesystem::create_directories(std::filesystem::path(out).parent_path());
+        double minutes = std::chrono::duration<double>(Clock::now() - t0).count() / 60;
+        std::filesystem::create_directories(std::filesystem::path(opt.out).parent_path());
         json j = res.to_json();
-        j["runs_per_metric"] = runs;
+        j["runs_per_metric"] = opt.runs;
         j["scenario"] = "boot";
-        write_file(out, j.dump(2) + "\n");
+        j["persist_period_s"] = kPersistPeriod;
+        j["random_points"] = {{"ours", kRandomPoints},
+                              {"vanilla", opt.full_vanilla ? kRandomPoints : 0}};
+        j["bench_minutes"] = minutes;
+        write_file(opt.out, j.dump(2) + "\n");
         std::cout << "\nQEMU Rewind vs vanilla, scenario (a) 'boot', medians of "
-                  << runs << " runs\n\n";
+                  << opt.runs << " runs (" << static_cast<int>(minutes + 0.5)
+                  << " min)\n\n";
         res.print_table(std::cout);
         for (const auto &f : res.failures()) {
             std::cout << "failed: " << f.substr(0, 300) << "\n";
         }
-        std::cout << "\nwritten to " << out << "\n";
+        std::cout << "\nwritten to " << opt.out << "\n";
     } catch (const std::exception &e) {
         std::cerr << "bench: error: " << e.what() << "\n";
         return 1;

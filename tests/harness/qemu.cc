@@ -73,6 +73,9 @@ std::vector<std::string> QemuInstance::argv() const
             if (!c.rrsnapshot.empty()) {
                 icount += ",rrsnapshot=" + c.rrsnapshot;
             }
+            for (const auto &o : c.rr_options) {
+                icount += "," + o;
+            }
         }
         a.insert(a.end(), {"-icount", icount});
     }

@@ -28,6 +28,9 @@ struct QemuConfig {
     RrMode mode = RrMode::None;
     std::string rrfile;                  // with Record/Replay
     std::string rrsnapshot;              // optional: rrsnapshot=NAME
+    // More -icount suboptions for Record/Replay ("rrcheckpoints=off",
+    // "rrpersist=1"; our build only).
+    std::vector<std::string> rr_options;
     int memory_mb = 256;
     bool stop_at_poweroff = true;        // -no-shutdown: keep state readable
     std::optional<int> gdb_port;         // -gdb tcp:127.0.0.1:PORT
