@@ -87,9 +87,15 @@ RewindCheckpoint *rewind_current(void)
     return current;
 }
 
+/* Nothing half-done: no replay event queued, no block request open. */
+static bool quiescent(void)
+{
+    return !replay_has_events() && !rewind_block_busy();
+}
+
 bool rewind_can_checkpoint(void)
 {
-    return started && !replay_has_events();
+    return started && quiescent();
 }
 
 static uint64_t checkpoint_bytes(RewindCheckpoint *c)
@@ -190,8 +196,8 @@ RewindCheckpoint *rewind_take_checkpoint(Error **errp)
     RewindCheckpoint *c, *at;
 
     assert(started && bql_locked());
-    if (replay_has_events()) {
-        error_setg(errp, "replay events are pending");
+    if (!quiescent()) {
+        error_setg(errp, "replay events or block requests are pending");
         return NULL;
     }
     rewind_note_position();
@@ -303,6 +309,7 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
     g_autofree RewindPages **chain = g_new(RewindPages *, count);
     RewindCheckpoint *it;
     int n = 0, from = -1, to = -1;
+    uint64_t block_id;
     bool ok;
 
     assert(started && !runstate_is_running());
@@ -329,7 +336,9 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
     /* RAM first: device post_load hooks read guest memory. */
     rewind_ram_restore(chain, n, from, to);
     current = c;
-    ok = load_devices(c, errp);
+    block_id = replay_state.block_request_id;
+    ok = load_devices(c, errp) &&
+         rewind_block_restore(block_id, replay_state.block_request_id, errp);
     bdrv_drain_all_end();
     return ok;
 }
@@ -368,13 +377,13 @@ static void placement_tick(void *opaque)
     if (!runstate_is_running()) {
         return;
     }
-    if (replay_has_events()) {
+    if (!quiescent()) {
         placement_arm(1);
         return;
     }
     start = get_clock();
     pause_all_vcpus();
-    if (!replay_has_events()) {
+    if (quiescent()) {
         if (!rewind_take_checkpoint(&err)) {
             warn_report_err(err);
         }

@@ -97,6 +97,11 @@ void rewind_persist_record_start(void);
 void rewind_persist_load(void);
 char *rewind_persist_filename(void);
 
+/* rewind-block.c: guest disk writes, to take them back */
+bool rewind_block_restore(uint64_t from, uint64_t to, Error **errp);
+uint64_t rewind_block_journal_bytes(void);
+bool rewind_block_busy(void);
+
 /* rewind-config.c */
 void rewind_configure(QemuOpts *opts);
 

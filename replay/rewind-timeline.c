@@ -48,9 +48,27 @@ bool replay_running_debug(void)
     return debugging;
 }
 
+/*
+ * The log has nothing more for the guest: its end, the guest's power-off,
+ * or the shutdown the host asked for when recording stopped.
+ */
 static bool rewind_at_log_end(void)
 {
-    return replay_state.data_kind == EVENT_END;
+    unsigned int kind = replay_state.data_kind;
+
+    /* Replayed to the guest's power-off: nothing follows it. */
+    if (kind == EVENT_END || runstate_check(RUN_STATE_SHUTDOWN)) {
+        return true;
+    }
+    switch ((int)kind - EVENT_SHUTDOWN) {
+    case SHUTDOWN_CAUSE_HOST_QMP_QUIT:
+    case SHUTDOWN_CAUSE_HOST_SIGNAL:
+    case SHUTDOWN_CAUSE_HOST_UI:
+    case SHUTDOWN_CAUSE_HOST_ERROR:
+        return true;
+    default:
+        return false;
+    }
 }
 
 ReplayStopEdge replay_take_stop_edge(void)

@@ -391,13 +391,10 @@ TEST_CASE("gdb protocol: gdb sends no acks and reads no registers after a "
     qemu.quit();
 }
 
-// A forward run to the end of the replay log. Hidden: in the "boot"
-// scenario the replay stops at the guest's power-off (the stub sends T03,
-// SIGQUIT), before the log's end (the recording went on to QMP quit), and
-// the replay side does not report that as the end yet. Run it with
-// tests/run-tests.sh '[replaylog]'.
+// A forward run to the end of the replay: the guest's power-off, after
+// which the log has nothing more for it, is reported as replaylog:end.
 TEST_CASE("gdb protocol: replaylog:end at the end of the replay",
-          "[.replaylog]")
+          "[gdb][protocol][replaylog]")
 {
     TempDir dir("gdbproto-end");
     QemuConfig cfg = record_boot_for_debugging(dir.path());

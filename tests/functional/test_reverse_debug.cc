@@ -1,8 +1,9 @@
 // Debian's gdb against a replay: breakpoints at kernel symbols (from the
 // image's System.map; the guest boots with nokaslr),
 // reverse-stepi, reverse-continue to an earlier breakpoint and to the last
-// write of a watched variable. Every landing is checked against where the
-// same event happened going forwards (PC and instruction count).
+// write of a watched variable (landing before the writing instruction).
+// Every landing is checked against where the same event happened going
+// forwards (PC and instruction count).
 #include "gdb_session.hh"
 #include "record_replay.hh"
 #include "symbols.hh"
@@ -18,14 +19,13 @@ TEST_CASE("gdb: reverse-stepi and reverse-continue to a breakpoint and to a watc
           "[gdb][reverse]")
 {
     TempDir dir("gdb");
-    // Reverse execution needs a qcow2 drive to hold the "init" snapshot;
-    // the guest itself has no disk.
-    Scenario s{"boot", "", snapshot_drive(dir.path())};
+    // No disk and no snapshot drive: reverse execution runs on in-memory
+    // checkpoints.
+    Scenario s{"boot", "", {}};
     std::string log = dir.path() + "/log.bin";
     std::filesystem::create_directories(dir.path() + "/record");
     std::filesystem::create_directories(dir.path() + "/replay");
     QemuConfig rec_cfg = make_config(s, RrMode::Record, log);
-    rec_cfg.rrsnapshot = "init";
     RunResult rec = run_to_poweroff(rec_cfg, dir.path() + "/record", 600s);
     INFO("record run:\n" << rec.diagnostics);
     REQUIRE(rec.serial.find("REWIND-DONE") != std::string::npos);
@@ -37,7 +37,6 @@ TEST_CASE("gdb: reverse-stepi and reverse-continue to a breakpoint and to a watc
     const std::string state_expr = "*(int *)" + hex(state);
 
     QemuConfig rep_cfg = make_config(s, RrMode::Replay, log);
-    rep_cfg.rrsnapshot = "init";
     rep_cfg.gdb_port = free_tcp_port();
     rep_cfg.start_paused = true;
     QemuInstance replay(rep_cfg, dir.path() + "/replay");
@@ -55,8 +54,10 @@ TEST_CASE("gdb: reverse-stepi and reverse-continue to a breakpoint and to a watc
         }
         return Stop{gdb.pc(), gdb.icount()};
     };
-    Stop reboot{}, end{}, rsi1{}, rsi2{}, rc_break{}, write{}, end_again{}, rc_watch{};
-    std::uint64_t state_before = 0, state_after = 0, state_at_rc_watch = 0;
+    Stop reboot{}, end{}, rsi1{}, rsi2{}, rc_break{}, write{}, end_again{}, rc_watch{},
+        over{};
+    std::uint64_t state_before = 0, state_after = 0, state_at_rc_watch = 0,
+                  state_over = 0;
     try {
         REQUIRE(gdb.connect(*rep_cfg.gdb_port).ok());
         gdb.run("break *" + hex(sys_reboot));      // breakpoint 1
@@ -79,6 +80,8 @@ TEST_CASE("gdb: reverse-stepi and reverse-continue to a breakpoint and to a watc
         gdb.run("watch " + state_expr);
         rc_watch = stop_after("reverse-continue");
         state_at_rc_watch = gdb.value(state_expr);
+        over = stop_after("stepi");
+        state_over = gdb.value(state_expr);
         gdb.run("detach");
     } catch (const std::exception &e) {
         FAIL(e.what() << "\ngdb transcript:\n" << tail_lines(gdb.transcript(), 60)
@@ -106,9 +109,14 @@ TEST_CASE("gdb: reverse-stepi and reverse-continue to a breakpoint and to a watc
     CHECK(write.icount < end.icount);
     CHECK(state_after != state_before);
     CHECK(end_again.icount == end.icount);
-    // ...and reverse-continue from the end lands on that same write.
-    CHECK(rc_watch.icount == write.icount);
-    CHECK(rc_watch.pc == write.pc);
-    CHECK(state_at_rc_watch == state_after);
+    // ...and reverse-continue from the end lands on the writing
+    // instruction, before it runs (the forward stop is just after it):
+    // the old value is in place, and one stepi does the write again.
+    CHECK(rc_watch.icount + 1 == write.icount);
+    CHECK(rc_watch.pc != write.pc);
+    CHECK(state_at_rc_watch == state_before);
+    CHECK(over.icount == write.icount);
+    CHECK(over.pc == write.pc);
+    CHECK(state_over == state_after);
     replay.quit();
 }
