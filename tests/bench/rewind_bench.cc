@@ -562,13 +562,21 @@ void measure_reverse(const Build &b, const Options &opt, const std::string &dir,
     gdb.run("break *" + hex(syms.address("machine_power_off")));
     progress(b.name + ": continue forward to the end again");
     GdbReply fw = gdb.run("continue", kGdbTimeout);
-    std::uint64_t back = gdb.icount();
-    if (!fw.ok() || back != end) {
-        throw std::runtime_error(b.name + ": continue from the breakpoint stopped at " +
-                                 std::to_string(back) + ", not at the end " +
-                                 std::to_string(end) + ": " + fw.error + fw.console);
+    if (!fw.ok() || gdb.pc() != syms.address("machine_power_off")) {
+        throw std::runtime_error(b.name + ": continue did not reach machine_power_off "
+                                 "again: " + fw.error + fw.console);
     }
     res.add("forward_1e9_s", "s", b.name, fw.seconds);
+    // Vanilla counts a few hundred instructions differently after its
+    // reverse-continue; ours must arrive at the same count.
+    if (std::uint64_t back = gdb.icount(); back != end) {
+        std::string what = b.name + ": machine_power_off reached again at icount " +
+                           std::to_string(back) + ", first at " + std::to_string(end);
+        progress(what);
+        if (b.ours()) {
+            res.fail(what);
+        }
+    }
     q.quit();
 }
 
