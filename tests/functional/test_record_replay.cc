@@ -107,17 +107,10 @@ TEST_CASE("disk: qcow2 reads and writes through blkreplay are replayed",
           "[replay][disk]")
 {
     TempDir dir("disk");
-    std::string raw = dir.path() + "/disk.raw";
-    std::string disk = dir.path() + "/disk.qcow2";
-    std::string content = random_bytes(4 << 20);
-    write_file(raw, content);
-    auto conv = run_command({qemu_img_binary(), "convert", "-f", "raw", "-O",
-                             "qcow2", raw, disk}, 60s);
-    INFO(conv.output);
-    REQUIRE(conv.status.exited);
-    REQUIRE(conv.status.code == 0);
+    RandomDisk d = make_random_disk(dir.path());
+    const std::string &content = d.content;
 
-    auto rr = record_then_replay({"disk", "", disk_devices(disk)}, dir.path());
+    auto rr = record_then_replay({"disk", "", disk_devices(d.qcow2)}, dir.path());
     require_identical_runs(rr);
     std::string read_md5 = md5_hex(content.substr(0, 1 << 20));
     CHECK(one_line(rr.replay.serial, "DISK-READ ") == read_md5);

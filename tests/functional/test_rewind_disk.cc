@@ -51,16 +51,9 @@ TEST_CASE("time travel: going back before a disk write takes the write back",
           "[time-travel][disk]")
 {
     TempDir dir("rewind-disk");
-    std::string raw = dir.path() + "/disk.raw";
-    std::string disk = dir.path() + "/disk.qcow2";
-    std::string content = random_bytes(4 << 20);
-    write_file(raw, content);
-    auto conv = run_command({qemu_img_binary(), "convert", "-f", "raw", "-O",
-                             "qcow2", raw, disk}, 60s);
-    INFO(conv.output);
-    REQUIRE(conv.status.code == 0);
-
-    Scenario s{"disk", "", disk_devices(disk)};
+    RandomDisk d = make_random_disk(dir.path());
+    const std::string &content = d.content;
+    Scenario s{"disk", "", disk_devices(d.qcow2)};
     std::string log = dir.path() + "/log.bin";
     std::filesystem::create_directories(dir.path() + "/record");
     std::filesystem::create_directories(dir.path() + "/replay");

@@ -71,6 +71,21 @@ std::vector<std::string> snapshot_drive(const std::string &dir,
     return {"-drive", "file=" + path + ",if=none,id=rr-snapshots"};
 }
 
+RandomDisk make_random_disk(const std::string &dir, std::size_t bytes)
+{
+    RandomDisk d{random_bytes(bytes), dir + "/disk.qcow2"};
+    std::string raw = dir + "/disk.raw";
+    write_file(raw, d.content);
+    auto r = run_command({qemu_img_binary(), "convert", "-f", "raw", "-O", "qcow2",
+                          raw, d.qcow2},
+                         std::chrono::seconds(60));
+    if (!r.status.exited || r.status.code != 0) {
+        throw std::runtime_error("qemu-img convert to " + d.qcow2 + " failed:\n" +
+                                 r.output);
+    }
+    return d;
+}
+
 std::vector<std::string> disk_devices(const std::string &qcow2_path)
 {
     return {

@@ -34,4 +34,11 @@ std::vector<std::string> snapshot_drive(const std::string &dir,
 // Disk scenario devices: the qcow2 image in snapshot mode under blkreplay.
 std::vector<std::string> disk_devices(const std::string &qcow2_path);
 
+// A disk for the disk scenario: dir/disk.qcow2 holding `bytes` random bytes.
+struct RandomDisk {
+    std::string content;
+    std::string qcow2;
+};
+RandomDisk make_random_disk(const std::string &dir, std::size_t bytes = 4 << 20);
+
 }  // namespace qemu_rewind::test
