@@ -46,7 +46,13 @@ struct Options {
     // Vanilla on the random points and the 20 consecutive steps too
     // (each of its reverse-stepi replays from the start: many minutes).
     bool full_vanilla = false;
+    // --runs-only: the plain/icount/record/replay runs, no debugging.
+    bool runs_only = false;
 };
+
+// --kernel FILE: the guest kernel instead of images/vmlinux, e.g. the
+// compressed images/vmlinuz, whose decompressor makes a longer boot.
+std::string g_kernel;
 
 // The boot scenario calls sethostname(2) once, about 1e9 instructions
 // before it powers off: a breakpoint there is the reverse-continue target.
@@ -281,6 +287,9 @@ QemuConfig config_for(const Build &b, RrMode mode, const std::string &log)
     QemuConfig c = make_config(s, mode, log);
     c.binary = b.qemu;
     c.firmware_dirs = b.firmware_dirs;
+    if (!g_kernel.empty()) {
+        c.kernel = g_kernel;
+    }
     return c;
 }
 
@@ -712,9 +721,13 @@ void measure_debugging(const Build &b, const Options &opt, const std::string &di
 int usage()
 {
     std::cerr << "usage: rewind-bench [--runs N] [--out FILE] [--full-vanilla]\n"
+                 "                    [--runs-only] [--kernel FILE]\n"
                  "Compares build/qemu with build/vanilla on the boot scenario.\n"
                  "--full-vanilla: vanilla on the random points and the 20\n"
                  "  consecutive reverse-stepi too (adds many minutes).\n"
+                 "--runs-only: only the plain, icount, record and replay runs.\n"
+                 "--kernel FILE: boot FILE instead of images/vmlinux (e.g.\n"
+                 "  images/vmlinuz: about 3x the guest instructions).\n"
                  "Environment: REWIND_QEMU, REWIND_VANILLA_QEMU, REWIND_IMAGES, ...\n";
     return 2;
 }
@@ -732,6 +745,10 @@ int main(int argc, char **argv)
             opt.out = argv[++i];
         } else if (a == "--full-vanilla") {
             opt.full_vanilla = true;
+        } else if (a == "--runs-only") {
+            opt.runs_only = true;
+        } else if (a == "--kernel" && i + 1 < argc) {
+            g_kernel = argv[++i];
         } else {
             return usage();
         }
@@ -759,6 +776,9 @@ int main(int argc, char **argv)
             std::string dir = tmp.path() + "/run" + std::to_string(run);
             std::map<std::string, Logs> logs;
             measure_runs(builds, dir, res, logs);
+            if (opt.runs_only) {
+                continue;
+            }
             if (!logs["ours"].persisted.empty()) {
                 try {
                     measure_persisted_seek(builds[0], dir + "/ours", logs["ours"], res);
@@ -781,6 +801,7 @@ int main(int argc, char **argv)
         json j = res.to_json();
         j["runs_per_metric"] = opt.runs;
         j["scenario"] = "boot";
+        j["kernel"] = g_kernel.empty() ? images_dir() + "/vmlinux" : g_kernel;
         j["persist_period_s"] = kPersistPeriod;
         j["random_points"] = {{"ours", kRandomPoints},
                               {"vanilla", opt.full_vanilla ? kRandomPoints : 0}};
