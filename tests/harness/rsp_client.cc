@@ -105,51 +105,11 @@ StopReply parse_stop_reply(const std::string &packet)
 }
 
 RspClient::RspClient(int port, std::chrono::milliseconds connect_timeout)
-    : port_(port)
+    : conn_(port, static_cast<int>(connect_timeout.count())), port_(port)
 {
-    auto deadline = Clock::now() + connect_timeout;
-    for (;;) {
-        fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        if (connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0) {
-            int one = 1;
-            setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            return;
-        }
-        close(fd_);
-        fd_ = -1;
-        if (Clock::now() >= deadline) {
-            throw std::runtime_error("cannot connect to gdbstub at 127.0.0.1:" +
-                                     std::to_string(port));
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
 }
 
-RspClient::~RspClient()
-{
-    if (fd_ >= 0) {
-        close(fd_);
-    }
-}
-
-void RspClient::write_all(const std::string &data)
-{
-    std::size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = write(fd_, data.data() + off, data.size() - off);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            throw std::runtime_error("write to gdbstub failed");
-        }
-        off += static_cast<std::size_t>(n);
-    }
-}
+RspClient::~RspClient() = default;
 
 char RspClient::read_byte(Clock::time_point deadline)
 {
@@ -159,7 +119,7 @@ char RspClient::read_byte(Clock::time_point deadline)
         if (left.count() <= 0) {
             throw std::runtime_error("timed out waiting for the gdbstub");
         }
-        pollfd p{fd_, POLLIN, 0};
+        pollfd p{conn_.fd(), POLLIN, 0};
         int rc = poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
         if (rc < 0 && errno != EINTR) {
             throw std::runtime_error("poll on the gdbstub connection failed");
@@ -168,7 +128,7 @@ char RspClient::read_byte(Clock::time_point deadline)
             continue;
         }
         char c;
-        ssize_t n = read(fd_, &c, 1);
+        ssize_t n = read(conn_.fd(), &c, 1);
         if (n == 1) {
             return c;
         }

@@ -4,6 +4,8 @@
 // T stop replies.
 #pragma once
 
+#include "util.hh"
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -58,9 +60,9 @@ public:
 
 private:
     char read_byte(std::chrono::steady_clock::time_point deadline);
-    void write_all(const std::string &data);
+    void write_all(const std::string &data) { conn_.send(data); }
 
-    int fd_ = -1;
+    TcpClient conn_;
     int port_;
     bool ack_mode_ = true;
     int acks_after_no_ack_ = 0;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -246,6 +247,7 @@ std::string md5_hex(const std::string &data)
 
 }  // namespace qemu_rewind::test
 
+#include <cerrno>
 #include <chrono>
 #include <thread>
 
@@ -262,6 +264,9 @@ TcpClient::TcpClient(int port, int timeout_ms) : port_(port)
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         a.sin_port = htons(static_cast<uint16_t>(port));
         if (connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0) {
+            // Small request/reply exchanges (gdb packets) must not wait.
+            int one = 1;
+            setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             return;
         }
         close(fd_);
@@ -286,6 +291,9 @@ void TcpClient::send(const std::string &data)
     std::size_t off = 0;
     while (off < data.size()) {
         ssize_t n = write(fd_, data.data() + off, data.size() - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
         if (n <= 0) {
             throw std::runtime_error("write to 127.0.0.1:" + std::to_string(port_) +
                                      " failed");

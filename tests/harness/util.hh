@@ -64,6 +64,7 @@ public:
     TcpClient(const TcpClient &) = delete;
     TcpClient &operator=(const TcpClient &) = delete;
     void send(const std::string &data);
+    int fd() const { return fd_; }    // for reading with poll()
 
 private:
     int fd_ = -1;
