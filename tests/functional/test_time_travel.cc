@@ -252,7 +252,7 @@ public:
     {
         auto t0 = Clock::now();
         drain_stops();
-        qemu_->qmp().execute("replay-seek", {{"icount", icount}}, scaled(300s));
+        qemu_->qmp().execute("replay-seek", {{"icount", icount}}, scaled(60s));
         wait_stop("replay-seek " + std::to_string(icount));
         note("replay-seek " + std::to_string(icount), t0);
         flush_gdb();
@@ -294,7 +294,7 @@ public:
     Stop exec(const std::string &command)
     {
         Stop s;
-        s.reply = gdb_->run(command, scaled(300s));
+        s.reply = gdb_->run(command, scaled(180s));
         if (!s.reply.ok()) {
             throw std::runtime_error(command + " failed: " + s.reply.error);
         }
@@ -354,14 +354,15 @@ private:
     // Waits for a STOP event after which the VM is not running.
     void wait_stop(const std::string &what)
     {
-        auto deadline = Clock::now() + scaled(300s);
+        // A whole forward replay takes about 6 s on a quiet machine.
+        auto deadline = Clock::now() + scaled(120s);
         for (;;) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 deadline - Clock::now());
             if (left.count() <= 0 ||
                 qemu_->qmp().wait_event("STOP", left).is_null()) {
                 throw std::runtime_error(what + ": the VM did not stop within " +
-                                         std::to_string(scaled(300s).count() / 1000) +
+                                         std::to_string(scaled(120s).count() / 1000) +
                                          " s");
             }
             if (!qemu_->qmp().execute("query-status").value("running", true)) {
