@@ -26,6 +26,7 @@
 #include "migration/qemu-file.h"
 #include "migration/savevm.h"
 #include "migration/vmstate.h"
+#include "hw/core/cpu.h"
 #include "system/cpus.h"
 #include "system/replay.h"
 #include "system/runstate.h"
@@ -310,6 +311,7 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
     RewindCheckpoint *it;
     int n = 0, from = -1, to = -1;
     uint64_t block_id;
+    CPUState *cpu;
     bool ok;
 
     assert(started && !runstate_is_running());
@@ -340,6 +342,14 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
     ok = load_devices(c, errp) &&
          rewind_block_restore(block_id, replay_state.block_request_id, errp);
     bdrv_drain_all_end();
+    /*
+     * A breakpoint noted during reverse execution is stepped over with
+     * single-stepping, and a CPU left stepping would not note the next
+     * hit: a restored CPU is never half-way over a breakpoint.
+     */
+    CPU_FOREACH(cpu) {
+        cpu_single_step(cpu, 0);
+    }
     return ok;
 }
 

@@ -327,7 +327,12 @@ bool replay_reverse_continue(void)
         land_at_begin();
         return true;
     }
-    window_end = now;
+    /*
+     * At the guest's power-off, the instruction just behind is the one
+     * that powered it off: a pass through it would power off again
+     * before it ends.  Look for hits before that instruction.
+     */
+    window_end = runstate_check(RUN_STATE_SHUTDOWN) ? now - 1 : now;
     continue_pass();
     return true;
 }
