@@ -5,6 +5,7 @@
 //   {"metrics": {NAME: {"ours": x, "vanilla": y, "unit": "s"|...}}, ...}
 // docs/benchmarks.rst says what each metric measures.
 #include "gdb_session.hh"
+#include "process.hh"
 #include "qemu.hh"
 #include "scenarios.hh"
 #include "symbols.hh"
@@ -22,6 +23,7 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -512,6 +514,11 @@ void measure_persisted_seek(const Build &b, const std::string &dir,
     q.quit();
 }
 
+void reverse_session(const Build &b, const Options &opt, QemuInstance &q,
+                     const std::string &dir, std::uint64_t recorded,
+                     const SymbolMap &syms, Results &res);
+std::string hang_report(QemuInstance &q);
+
 // Reverse debugging on a replay under gdb, from its end: reverse-stepi
 // once, then kConsecutiveSteps times, reverse-continue to a breakpoint
 // ~1e9 instructions back, and continue forward to the end again.
@@ -529,8 +536,21 @@ void measure_reverse(const Build &b, const Options &opt, const std::string &dir,
     rep.stop_at_poweroff = true;
     QemuInstance q(rep, dir + "/rreplay");
     q.start();
+    try {
+        reverse_session(b, opt, q, dir, recorded, syms, res);
+    } catch (const std::exception &e) {
+        throw std::runtime_error(std::string(e.what()) + "\n" +
+                                 (b.ours() ? hang_report(q) : ""));
+    }
+    q.quit();
+}
+
+void reverse_session(const Build &b, const Options &opt, QemuInstance &q,
+                     const std::string &dir, std::uint64_t recorded,
+                     const SymbolMap &syms, Results &res)
+{
     GdbSession gdb(dir);
-    gdb.connect(*rep.gdb_port);
+    gdb.connect(*q.config().gdb_port);
     gdb.run("break *" + hex(syms.address("machine_power_off")));
     progress(b.name + ": replaying to the end under gdb");
     gdb.run("continue", kGdbTimeout);
@@ -586,7 +606,6 @@ void measure_reverse(const Build &b, const Options &opt, const std::string &dir,
             res.fail(what);
         }
     }
-    q.quit();
 }
 
 // A replay under gdb, started paused.
@@ -610,14 +629,33 @@ DebugReplay start_debug_replay(const QemuConfig &base, const std::string &dir,
     return r;
 }
 
-// `info replay` when QEMU still answers, for failure reports.
-std::string replay_state(QemuInstance &q)
+// For the failure report of a QEMU that stopped making progress: `info
+// replay` if the monitor still answers, and every thread's stack.
+std::string hang_report(QemuInstance &q)
 {
+    std::string out;
     try {
-        return q.qmp().hmp("info replay");
+        json r = q.qmp().execute("human-monitor-command",
+                                 {{"command-line", "info replay"}}, 5s);
+        out += r.is_string() ? r.get<std::string>() : r.dump();
     } catch (const std::exception &e) {
-        return std::string("(no answer: ") + e.what() + ")";
+        out += std::string("info replay: no answer: ") + e.what() + "\n";
     }
+    if (q.exited()) {
+        return out + "QEMU has exited\n";
+    }
+    CommandResult bt = run_command({gdb_binary(), "-nx", "-q", "-batch", "-p",
+                                    std::to_string(q.pid()), "-ex",
+                                    "thread apply all bt 12"},
+                                   60s);
+    std::string stacks;
+    std::istringstream lines(bt.output);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("Thread ", 0) == 0 || line.rfind("#", 0) == 0) {
+            stacks += line + "\n";
+        }
+    }
+    return out + "QEMU threads:\n" + stacks;
 }
 
 // From a fresh start of the replay: seek to 90 % (no persisted
@@ -673,7 +711,8 @@ void measure_random_points(const Build &b, const Options &opt,
             lat.push_back(std::chrono::duration<double>(kPointLimit).count());
             std::string what = tag + ": reverse-stepi at icount " + std::to_string(p) +
                                " failed (counted as " + fmt_seconds(lat.back()) +
-                               "): " + e.what() + "\n" + replay_state(*r.q);
+                               "): " + e.what() + "\n" +
+                               (b.ours() ? hang_report(*r.q) : "");
             progress(what);
             res.fail(what);
             if (++sessions > 3) {

@@ -65,6 +65,7 @@ public:
 
     const std::string &workdir() const { return workdir_; }
     const QemuConfig &config() const { return config_; }
+    int pid() const { return process_.pid(); }
 
 private:
     QemuConfig config_;
