@@ -7,8 +7,8 @@
  * relative to one of them, "current", by the pages written since.
  *
  * Placement: the replay takes a checkpoint every rrcheckpoint-interval
- * milliseconds of replay (a quarter of that while a reverse operation
- * runs), and thins them so that their spacing grows with the distance
+ * milliseconds of replay (a quarter of that while reverse-stepi
+ * replays), and thins them so that their spacing grows with the distance
  * from the present: their number grows like the log of the recording's
  * length.  A memory budget bounds them too.
  *

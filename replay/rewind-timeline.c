@@ -218,7 +218,6 @@ static bool start_reverse(void)
     stop_edge = REPLAY_STOP_NONE;
     stop_watch = false;
     checkpoint_here();
-    rewind_set_dense(true);
     debugging = true;
     return true;
 }
@@ -244,6 +243,12 @@ bool replay_reverse_step(void)
     if (!start_reverse()) {
         return false;
     }
+    /*
+     * Stepping backwards: place checkpoints densely on the way.  (Not for
+     * reverse-continue: its passes replay long stretches, where dense
+     * placement cost more than the shorter landing saves.)
+     */
+    rewind_set_dense(true);
     if (now <= rewind_first()->icount) {
         land_at_begin();
         return true;
