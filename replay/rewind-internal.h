@@ -10,6 +10,7 @@
 #include "qemu/queue.h"
 #include "qemu/timer.h"
 #include "exec/vaddr.h"
+#include "exec/cpu-common.h"
 
 /*
  * Guest RAM of one checkpoint: for every tracked RAM block, the pages
@@ -40,6 +41,9 @@ typedef struct RewindConfig {
 } RewindConfig;
 
 extern RewindConfig rewind_config;
+
+/* rewind-code.c: translated code of RAM a restore rewrote (last inclusive) */
+void rewind_invalidate_code(ram_addr_t start, ram_addr_t last);
 
 /* rewind-ram.c: page-granular guest RAM, tracked through dirty logging */
 bool rewind_ram_start(Error **errp);

@@ -340,6 +340,14 @@ uint64_t rewind_ram_restore(RewindPages **chain, int n, int from, int to)
             const uint8_t *src = NULL;
             int c;
 
+            /* Code translated from a run of rewritten pages is stale. */
+            if (p == 0 || !test_bit(p - 1, b->dirty)) {
+                uint64_t end = find_next_zero_bit(b->dirty, b->npages, p);
+
+                rewind_invalidate_code(b->offset + p * size,
+                                       b->offset + end * size - 1);
+            }
+
             for (c = to; c >= 0; c--) {
                 int64_t k = rewind_find_page(&chain[c]->blocks[i], p);
 
