@@ -338,8 +338,9 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
         runstate_set(RUN_STATE_PAUSED);
     }
 
-    /* Queued events belong to the state being left. */
+    /* Queued events and the guest's requests belong to the state left. */
     replay_flush_events();
+    qemu_system_drop_guest_requests();
     bdrv_drain_all_begin();
 
     QTAILQ_FOREACH(it, &checkpoints, next) {
