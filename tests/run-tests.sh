@@ -10,12 +10,6 @@
 # Environment: REWIND_QEMU, REWIND_QEMU_IMG, REWIND_IMAGES (defaults: this
 # build), REWIND_TIMEOUT_SCALE (slow machines), REWIND_LOAD_REPLAYS,
 # REWIND_KEEP_TMP=1 to keep each test's folder for inspection.
-#
-# A failing test case is run once more (REWIND_RETRY=0: never), and both
-# the first failure and the test's name are printed.  This is for a known
-# intermittent bug (a replay can stall after an in-memory restore, see
-# docs/time-travel.rst "Limits"), not a licence: a second try that passes
-# is listed at the end as "passed only on a second try".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/env.sh"
@@ -38,7 +32,6 @@ done
 passed=0
 failed=0
 failed_names=()
-retried_names=()
 for bin in "${binaries[@]}"; do
     if [ ! -x "$bin" ]; then
         echo "run-tests: missing $bin (run 'make' first)" >&2
@@ -64,14 +57,6 @@ for bin in "${binaries[@]}"; do
         start=$(date +%s)
         "$bin" "$spec" >"$out" 2>&1
         rc=$?
-        if [ $rc != 0 ] && [ "${REWIND_RETRY:-1}" != 0 ]; then
-            # One more try, shown as such: see the retry note above.
-            printf 'RETRY %-70s (first try failed:)\n' "$name"
-            sed 's/^/    | /' "$out" | tail -40
-            "$bin" "$spec" >"$out" 2>&1
-            rc=$?
-            [ $rc = 0 ] && retried_names+=("$name")
-        fi
         secs=$(( $(date +%s) - start ))
         if [ $rc = 0 ]; then
             passed=$((passed + 1))
@@ -90,11 +75,8 @@ if [ $((passed + failed)) = 0 ]; then
     echo "run-tests: no test matched ${filter[*]:-}" >&2
     exit 1
 fi
-for n in "${retried_names[@]}"; do
-    echo "passed only on a second try: $n"
-done
 for n in "${failed_names[@]}"; do
     echo "failed: $n"
 done
-echo "$passed passed, $failed failed, ${#retried_names[@]} passed only on a second try"
+echo "$passed passed, $failed failed"
 [ $failed = 0 ]
