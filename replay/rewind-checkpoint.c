@@ -97,15 +97,22 @@ RewindCheckpoint *rewind_current(void)
     return current;
 }
 
-/* Nothing half-done: no replay event queued, no block request open. */
-static bool quiescent(void)
+/*
+ * Nothing half-done: no replay event queued, no block request open, and
+ * no virtual-clock timer that has expired without running yet (restored,
+ * such a state could put the log past the timer's checkpoint while the
+ * device has still to fire, and the replay then waits forever).
+ */
+bool rewind_quiescent(void)
 {
-    return !replay_has_events() && !rewind_block_busy();
+    return !replay_has_events() && !rewind_block_busy() &&
+           qemu_clock_deadline_ns_all(QEMU_CLOCK_VIRTUAL,
+                                      QEMU_TIMER_ATTR_ALL) != 0;
 }
 
 bool rewind_can_checkpoint(void)
 {
-    return started && quiescent();
+    return started && rewind_quiescent();
 }
 
 static uint64_t checkpoint_bytes(RewindCheckpoint *c)
@@ -214,7 +221,7 @@ RewindCheckpoint *rewind_take_checkpoint(Error **errp)
     RewindCheckpoint *c, *at;
 
     assert(started && bql_locked());
-    if (!quiescent()) {
+    if (!rewind_quiescent()) {
         error_setg(errp, "replay events or block requests are pending");
         return NULL;
     }
@@ -408,13 +415,13 @@ static void placement_tick(void *opaque)
     if (!runstate_is_running()) {
         return;
     }
-    if (!quiescent()) {
+    if (!rewind_quiescent()) {
         placement_arm(1);
         return;
     }
     start = get_clock();
     pause_all_vcpus();
-    if (quiescent()) {
+    if (rewind_quiescent()) {
         if (!rewind_take_checkpoint(&err)) {
             warn_report_err(err);
         }

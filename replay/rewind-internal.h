@@ -69,6 +69,7 @@ RewindPages *rewind_ram_map(const uint8_t *buf, size_t len, size_t *pos,
 bool rewind_save_devices(uint8_t **data, size_t *size, Error **errp);
 void rewind_insert_persisted(RewindCheckpoint *c);
 bool rewind_active(void);
+bool rewind_quiescent(void);
 bool rewind_can_checkpoint(void);
 RewindCheckpoint *rewind_take_checkpoint(Error **errp);
 bool rewind_restore(RewindCheckpoint *ckpt, Error **errp);

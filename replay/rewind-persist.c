@@ -108,9 +108,9 @@ static void persist_tick(void *opaque)
         persist_arm();
         return;
     }
-    if (!replay_has_events() && !rewind_block_busy()) {
+    if (rewind_quiescent()) {
         pause_all_vcpus();
-        if (!replay_has_events() && !rewind_block_busy()) {
+        if (rewind_quiescent()) {
             if (!persist_write(false, &err)) {
                 error_report_err(err);
                 warn_report("rewind: no more checkpoints are saved with "
