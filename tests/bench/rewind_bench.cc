@@ -635,9 +635,7 @@ std::string hang_report(QemuInstance &q)
 {
     std::string out;
     try {
-        json r = q.qmp().execute("human-monitor-command",
-                                 {{"command-line", "info replay"}}, 5s);
-        out += r.is_string() ? r.get<std::string>() : r.dump();
+        out += q.qmp().hmp("info replay", 5s);
     } catch (const std::exception &e) {
         out += std::string("info replay: no answer: ") + e.what() + "\n";
     }

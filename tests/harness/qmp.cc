@@ -121,10 +121,11 @@ json QmpClient::execute(const std::string &command, const json &arguments,
     }
 }
 
-std::string QmpClient::hmp(const std::string &command_line)
+std::string QmpClient::hmp(const std::string &command_line,
+                           std::chrono::milliseconds timeout)
 {
     json r = execute("human-monitor-command",
-                     {{"command-line", command_line}});
+                     {{"command-line", command_line}}, timeout);
     return r.is_string() ? r.get<std::string>() : r.dump();
 }
 

@@ -34,7 +34,8 @@ public:
                            std::chrono::milliseconds timeout =
                                std::chrono::seconds(60));
     // Convenience for HMP commands (human-monitor-command).
-    std::string hmp(const std::string &command_line);
+    std::string hmp(const std::string &command_line,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
     // Waits for an asynchronous event by name (events seen earlier while
     // waiting for replies are kept and count). Returns the event, or a null
