@@ -222,7 +222,8 @@ RewindCheckpoint *rewind_take_checkpoint(Error **errp)
 
     assert(started && bql_locked());
     if (!rewind_quiescent()) {
-        error_setg(errp, "replay events or block requests are pending");
+        error_setg(errp, "replay events, block requests or due timers "
+                   "are pending");
         return NULL;
     }
     rewind_note_position();
