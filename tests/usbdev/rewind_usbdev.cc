@@ -1,0 +1,2 @@
+// Placeholder until the usbfs server lands.
+int main() { return 2; }
