@@ -9,9 +9,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/apt-sources.sh"
 what=${1:-all}
 
-# Building QEMU (x86_64-softmmu with libusb, slirp, SDL2, pixman, zstd).
+# Building QEMU (x86_64-softmmu with libusb, usbredir, PulseAudio, slirp,
+# SDL2, pixman, zstd) and the test USB devices (libumockdev, usbredirparser).
 build_pkgs="build-essential git pkg-config ninja-build python3 python3-venv
   flex bison libglib2.0-dev libpixman-1-dev libslirp-dev libusb-1.0-0-dev
+  libusbredirparser-dev libpulse-dev libumockdev-dev
   libfdt-dev zlib1g-dev libzstd-dev libsdl2-dev ccache xz-utils
   nlohmann-json3-dev"
 # Needed at a newer version than Debian 12 has: taken from backports there.
@@ -21,7 +23,7 @@ backport_pkgs="meson libcatch2-dev"
 # kernel headers itself): the compiler Debian 12's kernel was built with,
 # make, binutils (objcopy) and libelf1 (for the headers' objtool).
 test_pkgs="seabios ipxe-qemu qemu-system-data gdb cpio xz-utils zstd
-  make gcc-12 binutils libelf1"
+  make gcc-12 binutils libelf1 umockdev pulseaudio pulseaudio-utils sox"
 
 case $what in
     build) want="$build_pkgs" ;;

@@ -10,7 +10,7 @@ shift 2
 opts=(
     --target-list=x86_64-softmmu
     --disable-docs --disable-werror --disable-install-blobs
-    --enable-libusb --enable-slirp --enable-sdl --enable-pixman --enable-zstd
+    --enable-libusb --enable-usb-redir --enable-pa --enable-slirp --enable-sdl --enable-pixman --enable-zstd
     --python=/usr/bin/python3
     # Debian's seabios, ipxe-qemu and qemu-system-data supply the firmware
     # the +ds tarball lacks.
