@@ -22,10 +22,12 @@
 #                                modules it needs (dependencies are added),
 #                                lines "# rewind-module-args: m1 p=v ..."
 #                                give insmod parameters; a line
-#                                "# rewind-test-modules: rewind_test" puts
-#                                our own test module (tests/guest/module,
-#                                built here) in /lib/modules/rewind_test.ko;
-#                                the scenario loads it itself
+#                                "# rewind-test-modules: rewind_test ..."
+#                                puts those of our own test modules
+#                                (tests/guest/module, built here:
+#                                rewind_test, rewind_usbiso) in
+#                                /lib/modules/<name>.ko; the scenario
+#                                loads them itself
 #
 # Outputs in OUTDIR:
 #   vmlinux            the uncompressed kernel ELF taken out of vmlinuz
@@ -46,8 +48,8 @@
 #                      (~9% of a boot) for the in-kernel gunzip, for no
 #                      measurable gain in loading time.  Reproducible:
 #                      same inputs, same bytes.
-#   module/            the test module built from tests/guest/module:
-#                      rewind_test.ko with debug info (for gdb's
+#   module/            the test modules built from tests/guest/module:
+#                      rewind_test.ko (etc.) with debug info (for gdb's
 #                      add-symbol-file; the initramfs gets a copy without
 #                      debug info or build-id) and the sources it was built
 #                      from, where its debug info says they are (the kernel
@@ -198,10 +200,14 @@ log "kernel $kver (${kpkgver:-any version}), busybox-static $bbver"
 
 scenarios=()
 test_module=''
+test_modules=()   # every module some scenario's "# rewind-test-modules:" names
 for f in "$GUEST"/*.sh; do
     n=$(basename "$f" .sh)
     [ "$n" = common ] || scenarios+=("$n")
-    grep -q '^# rewind-test-modules:[[:space:]]*[^[:space:]]' "$f" && test_module=1
+    for m in $(sed -n 's/^# rewind-test-modules:[[:space:]]*//p' "$f" | head -n1); do
+        test_module=1
+        [[ " ${test_modules[*]} " = *" $m "* ]] || test_modules+=("$m")
+    done
 done
 [ ${#scenarios[@]} -gt 0 ] || die "no scenarios in $GUEST"
 if [ -n "$test_module" ]; then
@@ -219,7 +225,7 @@ hash=$( {
 
 outputs=(vmlinux vmlinuz System.map kernel-version cmdline)
 for n in "${scenarios[@]}"; do outputs+=("$n.cpio"); done
-[ -z "$test_module" ] || outputs+=(module/rewind_test.ko)
+for m in "${test_modules[@]}"; do outputs+=("module/$m.ko"); done
 uptodate=1
 [ "$(cat "$OUT/.stamp" 2>/dev/null)" = "$hash" ] || uptodate=
 for o in "${outputs[@]}"; do [ -s "$OUT/$o" ] || uptodate=; done
@@ -336,14 +342,16 @@ build_test_module() {
         cat "$WORK/module.log" >&2
         die "building tests/guest/module failed"
     fi
-    [ -s "$mdir/rewind_test.ko" ] || die "no rewind_test.ko after building tests/guest/module"
-    # what the guest loads: no debug info and no build-id (whose hash
-    # covers the debug info, hence this checkout's path)
-    objcopy --strip-debug --remove-section=.note.gnu.build-id \
-        "$mdir/rewind_test.ko" "$WORK/rewind_test.ko"
-    # keep only the sources and the module
+    for m in "${test_modules[@]}"; do
+        [ -s "$mdir/$m.ko" ] || die "no $m.ko after building tests/guest/module"
+        # what the guest loads: no debug info and no build-id (whose hash
+        # covers the debug info, hence this checkout's path)
+        objcopy --strip-debug --remove-section=.note.gnu.build-id \
+            "$mdir/$m.ko" "$WORK/$m.ko"
+    done
+    # keep only the sources and the modules
     find "$mdir" -mindepth 1 \( -name '*.mod.c' -o \( ! -name '*.[ch]' \
-        ! -name Kbuild ! -name rewind_test.ko \) \) -delete
+        ! -name Kbuild ! -name '*.ko' \) \) -delete
 }
 [ -z "$test_module" ] || build_test_module
 
@@ -405,9 +413,9 @@ build_initramfs() {
     order=()
     done_mod=()
     for a in $mods; do add_module "$a" "$root"; done
-    if grep -q '^# rewind-test-modules:[[:space:]]*rewind_test' "$GUEST/$n.sh"; then
-        cp "$WORK/rewind_test.ko" "$root/lib/modules/rewind_test.ko"
-    fi
+    for a in $(sed -n 's/^# rewind-test-modules:[[:space:]]*//p' "$GUEST/$n.sh" | head -n1); do
+        cp "$WORK/$a.ko" "$root/lib/modules/$a.ko"
+    done
     if [ ${#order[@]} -gt 0 ]; then
         for a in "${order[@]}"; do
             # "# rewind-module-args: <module> p=v ..." -> "<module>.ko p=v ..."
