@@ -28,6 +28,17 @@
 #                                rewind_test, rewind_usbiso) in
 #                                /lib/modules/<name>.ko; the scenario
 #                                loads them itself
+#   Debian user-space programs   a line "# rewind-debs: pkg1 pkg2" lists
+#                                Debian packages (current candidate
+#                                versions, downloaded and cached like the
+#                                kernel) and a line "# rewind-deb-files:
+#                                /usr/bin/arecord /usr/share/alsa" the
+#                                files or folders to copy out of them, at
+#                                the same paths.  ELF files bring their
+#                                program interpreter and the NEEDED
+#                                libraries (recursively), which must be in
+#                                one of the listed packages (so list libc6).
+#                                Symbolic links are kept and followed.
 #
 # Outputs in OUTDIR:
 #   vmlinux            the uncompressed kernel ELF taken out of vmlinuz
@@ -83,6 +94,9 @@
 #                -device virtio-blk-pci,drive=img-blkreplay
 #   module:      nothing more (reverse debugging adds a qcow2 -drive for
 #                its snapshots, see tests/harness/scenarios.hh)
+#   audio:       -audiodev pa,id=snd0,... (record) or none,id=snd0,... (replay)
+#                -device intel-hda -device hda-duplex,audiodev=snd0
+#                (the options that must match: docs/devices/audio.rst)
 # Each scenario's protocol is described at the top of its tests/guest file.
 # The serial log has CRLF line ends; every run ends with "REWIND-DONE" and
 # the kernel's "reboot: Power down".
@@ -216,9 +230,48 @@ if [ -n "$test_module" ]; then
     command -v make >/dev/null || die "make not found: run scripts/install-deps.sh test"
 fi
 
+# ---- Debian user-space packages (rewind-debs) ----
+# deb_want: the packages all scenarios ask for; deb_resolved: "pkg=version
+# ..." as apt resolves them now, kept in .apt-resolved-debs (apt
+# fingerprint, wanted list, result) like .apt-resolved above.
+deb_want=$(sed -n 's/^# rewind-debs:[[:space:]]*//p' "$GUEST"/*.sh | tr -s ' \t' '\n\n' |
+           sed '/^$/d' | LC_ALL=C sort -u | tr '\n' ' ')
+deb_want=${deb_want% }
+deb_resolved=''
+if [ -n "$deb_want" ]; then
+    command -v readelf >/dev/null || die "readelf not found (binutils): run scripts/install-deps.sh test"
+    DEBS_RESOLVED=$OUT/.apt-resolved-debs
+    if [ -f "$DEBS_RESOLVED" ] && [ "$(sed -n 1p "$DEBS_RESOLVED")" = "$fp" ] &&
+       [ "$(sed -n 2p "$DEBS_RESOLVED")" = "$deb_want" ]; then
+        deb_resolved=$(sed -n 3p "$DEBS_RESOLVED")
+    fi
+    if [ -z "$deb_resolved" ]; then
+        # shellcheck disable=SC2086 # one word per package
+        dinfo=$(apt-cache show --no-all-versions $deb_want 2>/dev/null) || {
+            [ "$(id -u)" = 0 ] && [ -z "$did_update" ] ||
+                die "apt does not know all of: $deb_want (rewind-debs lines of tests/guest)"
+            log "rewind-debs unknown to apt, running apt-get update"
+            apt-get update -qq >&2 || die "apt-get update failed"
+            did_update=1
+            fp=$(apt_fingerprint)
+            # shellcheck disable=SC2086
+            dinfo=$(apt-cache show --no-all-versions $deb_want 2>/dev/null) ||
+                die "apt does not know all of: $deb_want (rewind-debs lines of tests/guest)"
+        }
+        deb_resolved=$(awk '/^Package:/ {p=$2} /^Version:/ {print p "=" $2}' <<<"$dinfo" |
+                       LC_ALL=C sort -u | tr '\n' ' ')
+        deb_resolved=${deb_resolved% }
+        if mkdir -p "$OUT" 2>/dev/null; then
+            printf '%s\n' "$fp" "$deb_want" "$deb_resolved" >"$DEBS_RESOLVED"
+        fi
+    fi
+    log "user-space packages: $deb_resolved"
+fi
+
 hash=$( {
     echo "kernel $kpkg $kpkgver busybox $bbver cmdline $CMDLINE"
     [ -z "$test_module" ] || echo "headers $hdeps compiler $("$kcc" --version | head -n1)"
+    [ -z "$deb_resolved" ] || echo "debs $deb_resolved"
     sha256sum "$SELF" | cut -d' ' -f1
     (cd "$GUEST" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 } | sha256sum | cut -d' ' -f1)
@@ -319,6 +372,70 @@ extract_vmlinux $'\xfd7zXZ' xz -dc --single-stream ||
 BB=$WORK/bb/bin/busybox
 [ -x "$BB" ] || die "no bin/busybox in $bbdeb"
 
+# ---- Debian user-space packages: download (cached), extract ----
+# One folder per package and version in $CACHE/debs (others are removed);
+# all packages are extracted together into $DEBROOT.
+DEBROOT=$WORK/debroot
+if [ -n "$deb_resolved" ]; then
+    mkdir -p "$CACHE/debs" "$DEBROOT"
+    for d in "$CACHE"/debs/*; do
+        [ -e "$d" ] || continue
+        [[ " $deb_resolved " = *" ${d##*/} "* ]] || rm -rf "$d"
+    done
+    for pv in $deb_resolved; do
+        d=$CACHE/debs/$pv
+        if ! ls "$d"/*.deb >/dev/null 2>&1; then
+            log "downloading $pv"
+            mkdir -p "$d"
+            (cd "$d" && apt_download "$pv") || {
+                rm -rf "$d"
+                die "apt-get download $pv failed (try apt-get update)"
+            }
+        fi
+        dpkg-deb -x "$(ls "$d"/*.deb | head -n1)" "$DEBROOT"
+    done
+fi
+
+# add_deb_path PATH DESTROOT: copy PATH (file, folder or symbolic link, and
+# for an ELF file its interpreter and NEEDED libraries) from $DEBROOT to
+# DESTROOT at the same path.  done_path[] avoids repeats per initramfs.
+declare -A done_path=()
+add_deb_path() {
+    local p=$1 dest=$2 src=$DEBROOT$1 t lib dir found
+    [ -z "${done_path[$p]:-}" ] || return 0
+    done_path[$p]=1
+    [ -e "$src" ] || [ -L "$src" ] || die "$p is not in the rewind-debs packages ($deb_want)"
+    mkdir -p "$dest$(dirname "$p")"
+    # never write through one of busybox's applet links
+    rm -f "$dest$p" 2>/dev/null || true
+    if [ -L "$src" ]; then
+        t=$(readlink "$src")
+        ln -s "$t" "$dest$p"
+        case $t in /*) ;; *) t=$(dirname "$p")/$t ;; esac
+        add_deb_path "$(realpath -m -s "$t")" "$dest"
+    elif [ -d "$src" ]; then
+        mkdir -p "$dest$p"
+        cp -a "$src/." "$dest$p/"
+    else
+        cp -p "$src" "$dest$p"
+        [ "$(head -c4 "$src" | od -An -c | tr -d ' ')" = '177ELF' ] || return 0
+        t=$(readelf -lW "$src" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+        [ -z "$t" ] || add_deb_path "$t" "$dest"
+        for lib in $(readelf -dW "$src" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            found=''
+            for dir in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /lib64 /lib /usr/lib; do
+                if [ -e "$DEBROOT$dir/$lib" ] || [ -L "$DEBROOT$dir/$lib" ]; then
+                    add_deb_path "$dir/$lib" "$dest"
+                    found=1
+                    break
+                fi
+            done
+            [ -n "$found" ] ||
+                die "$lib (needed by $p) is in none of the rewind-debs packages ($deb_want)"
+        done
+    fi
+}
+
 # ---- test module (tests/guest/module) ----
 # Built in $WORK/module, installed as $OUT/module: the debug info names
 # $OUT/module/<file>.c (and /usr/src/linux-headers-* for the kernel's own
@@ -413,6 +530,10 @@ build_initramfs() {
     order=()
     done_mod=()
     for a in $mods; do add_module "$a" "$root"; done
+    done_path=()
+    for a in $(sed -n 's/^# rewind-deb-files:[[:space:]]*//p' "$GUEST/$n.sh" | head -n1); do
+        add_deb_path "$a" "$root"
+    done
     for a in $(sed -n 's/^# rewind-test-modules:[[:space:]]*//p' "$GUEST/$n.sh" | head -n1); do
         cp "$WORK/$a.ko" "$root/lib/modules/$a.ko"
     done
