@@ -12,9 +12,9 @@
 #   to ~10 s each) for N USB disks /dev/sda, /dev/sdb, ..., mounts each
 #   read-only and prints, in the order of the drives' USB serial numbers,
 #       USB-MD5 <serial> <md5 of /rewind-data>
-#   rewind.unplug=1: then prints "USB-WAIT-UNPLUG", waits (up to ~60 s)
-#   until every disk is gone (the host unplugs them: SIGUSR1 to
-#   rewind-usbdev) and prints "USB-UNPLUGGED".
+#   rewind.unplug=1: then prints "USB-WAIT-UNPLUG" and keeps reading the
+#   disks (every 0.1 s, up to ~60 s) until every disk is gone (the host
+#   unplugs them: SIGUSR1 to rewind-usbdev), then prints "USB-UNPLUGGED".
 #   Then REWIND-DONE.
 # rewind-modules: xhci_pci usb_storage sd_mod crc32c_generic ext4
 # rewind-module-args: usb_storage delay_use=0
@@ -55,11 +55,18 @@ sort /tmp/md5s
 
 if [ "$unplug" = 1 ]; then
     echo "USB-WAIT-UNPLUG"
+    # QEMU's usb-host (hostbus/hostaddr) notices a vanished host device
+    # only when a transfer fails: keep reading the disks (past the page
+    # cache) until they are gone.
     any_disk() { [ -e /sys/block/sda ] || [ -e /sys/block/sdb ] || [ -e /sys/block/sdc ]; }
     n=0
     while any_disk; do
         n=$((n + 1))
         [ "$n" -lt 600 ] || rewind_fail "disks still present"
+        echo 1 >/proc/sys/vm/drop_caches
+        for b in /dev/sd?; do
+            dd if="$b" of=/dev/null bs=4k count=1 2>/dev/null || true
+        done
         sleep 0.1
     done
     echo "USB-UNPLUGGED"

@@ -16,7 +16,7 @@ EventLog::~EventLog()
 
 void EventLog::open(const std::string &path)
 {
-    file_ = std::fopen(path.c_str(), "w");
+    file_ = std::fopen(path.c_str(), "we");   // not inherited by the command
     if (!file_) {
         throw std::runtime_error("cannot create log file " + path + ": " +
                                  std::strerror(errno));

@@ -39,8 +39,6 @@
 #include <string>
 #include <vector>
 
-extern char **environ;
-
 namespace qemu_rewind::usbdev {
 namespace {
 
@@ -175,24 +173,9 @@ void Server::add_devices()
 
 void Server::spawn_command()
 {
-    // The child's environment: ours (with UMOCKDEV_DIR from the testbed)
-    // plus the preload library in front of any LD_PRELOAD.
-    std::vector<std::string> env;
-    std::string preload = preload_library;
-    for (char **e = environ; *e; ++e) {
-        std::string v = *e;
-        if (v.rfind("LD_PRELOAD=", 0) == 0) {
-            preload += " " + v.substr(11);
-        } else {
-            env.push_back(v);
-        }
-    }
-    env.push_back("LD_PRELOAD=" + preload);
-    std::vector<char *> envp, argv;
-    for (auto &e : env) {
-        envp.push_back(e.data());
-    }
-    envp.push_back(nullptr);
+    // The child inherits our environment: UMOCKDEV_DIR from the testbed,
+    // LD_PRELOAD with the preload library (main() made sure of it).
+    std::vector<char *> argv;
     std::vector<std::string> command = options_.command;
     for (auto &a : command) {
         argv.push_back(a.data());
@@ -204,7 +187,7 @@ void Server::spawn_command()
         throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
     }
     if (child_ == 0) {
-        execvpe(argv[0], argv.data(), envp.data());
+        execvp(argv[0], argv.data());
         std::string msg = "rewind-usbdev: cannot run " + command[0] + ": " +
                           std::strerror(errno) + "\n";
         (void)!write(2, msg.data(), msg.size());
@@ -371,9 +354,38 @@ int Server::run()
 }  // namespace
 }  // namespace qemu_rewind::usbdev
 
+namespace {
+
+bool preloaded()
+{
+    const char *p = std::getenv("LD_PRELOAD");
+    return p && std::strstr(p, qemu_rewind::usbdev::preload_library);
+}
+
+// libumockdev's uevent sender looks the device up through libudev in *our*
+// process: we must see the testbed's /sys too, so we run under the preload
+// library ourselves (as umockdev-wrapper would run us).
+void reexec_preloaded(char **argv)
+{
+    std::string preload = qemu_rewind::usbdev::preload_library;
+    if (const char *old = std::getenv("LD_PRELOAD"); old && *old) {
+        preload += std::string(" ") + old;
+    }
+    setenv("LD_PRELOAD", preload.c_str(), 1);
+    execv("/proc/self/exe", argv);
+    std::cerr << "rewind-usbdev: cannot re-execute itself with "
+              << qemu_rewind::usbdev::preload_library << ": " << std::strerror(errno) << "\n";
+    std::exit(2);
+}
+
+}  // namespace
+
 int main(int argc, char **argv)
 {
     using namespace qemu_rewind::usbdev;
+    if (!preloaded()) {
+        reexec_preloaded(argv);
+    }
     Options options;
     try {
         options = parse_options(argc, argv);
