@@ -89,6 +89,7 @@ std::vector<std::string> QemuInstance::argv() const
         a.push_back("-S");
     }
     a.insert(a.end(), c.device_args.begin(), c.device_args.end());
+    a.insert(a.begin(), c.wrapper.begin(), c.wrapper.end());
     return a;
 }
 

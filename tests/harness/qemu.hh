@@ -35,6 +35,9 @@ struct QemuConfig {
     bool stop_at_poweroff = true;        // -no-shutdown: keep state readable
     std::optional<int> gdb_port;         // -gdb tcp:127.0.0.1:PORT
     bool start_paused = false;           // -S
+    // A program QEMU runs under, with its arguments (the QEMU command line
+    // follows), e.g. {usbdev_binary(), "--device", "storage:...", "--"}.
+    std::vector<std::string> wrapper;
 };
 
 class QemuInstance {

@@ -222,6 +222,10 @@ std::string qemu_binary() { return setting("REWIND_QEMU", "qemu/qemu-system-x86_
 std::string qemu_img_binary() { return setting("REWIND_QEMU_IMG", "qemu/qemu-img"); }
 std::string images_dir() { return setting("REWIND_IMAGES", "images"); }
 std::string gdb_binary() { return env_or("REWIND_GDB", "gdb"); }
+std::string usbdev_binary()
+{
+    return setting("REWIND_USBDEV", "tools/tests/usbdev/rewind-usbdev");
+}
 
 }  // namespace qemu_rewind::test
 

@@ -50,6 +50,9 @@ std::string qemu_binary();       // REWIND_QEMU
 std::string qemu_img_binary();   // REWIND_QEMU_IMG
 std::string images_dir();        // REWIND_IMAGES
 std::string gdb_binary();        // REWIND_GDB, default "gdb"
+// rewind-usbdev (software USB devices for usb-host): REWIND_USBDEV, else
+// build/tools/tests/usbdev/rewind-usbdev of this build.
+std::string usbdev_binary();
 
 }  // namespace qemu_rewind::test
 
