@@ -181,6 +181,38 @@ bool rewind_restoring(void)
     return restoring;
 }
 
+typedef struct AfterRestore {
+    void (*fn)(void *opaque);
+    void *opaque;
+} AfterRestore;
+
+static GArray *after_restore;
+
+void rewind_after_restore(void (*fn)(void *opaque), void *opaque)
+{
+    AfterRestore a = { fn, opaque };
+
+    assert(restoring);
+    if (!after_restore) {
+        after_restore = g_array_new(false, false, sizeof(AfterRestore));
+    }
+    g_array_append_val(after_restore, a);
+}
+
+/* In the order they were asked for: the controllers before their devices. */
+static void run_after_restore(void)
+{
+    guint i;
+
+    for (i = 0; after_restore && i < after_restore->len; i++) {
+        AfterRestore *a = &g_array_index(after_restore, AfterRestore, i);
+        a->fn(a->opaque);
+    }
+    if (after_restore) {
+        g_array_set_size(after_restore, 0);
+    }
+}
+
 static bool load_devices(RewindCheckpoint *c, Error **errp)
 {
     QIOChannelBuffer *bioc = qio_channel_buffer_new(c->devices_size);
@@ -368,6 +400,7 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
     restoring = true;
     ok = load_devices(c, errp);
     restoring = false;
+    run_after_restore();
     ok = ok &&
          rewind_block_restore(block_id, replay_state.block_request_id, errp);
     bdrv_drain_all_end();

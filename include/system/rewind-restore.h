@@ -15,4 +15,13 @@
  */
 bool rewind_restoring(void);
 
+/*
+ * Called by a loader while rewind_restoring(): run fn(opaque) once every
+ * device is loaded, before the guest runs again.  For work a migration
+ * would put off to a timer (xhci fetching the transfers that were in
+ * flight again): in a replay a timer runs only where the log says, and
+ * the restored machine must be whole before the next logged event.
+ */
+void rewind_after_restore(void (*fn)(void *opaque), void *opaque);
+
 #endif
