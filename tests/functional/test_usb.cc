@@ -1,0 +1,239 @@
+// USB host passthrough (-device usb-host, libusb) with software devices:
+// rewind-usbdev (tests/usbdev) serves USB flash drives to QEMU's libusb
+// through libumockdev. Plain runs check the passthrough itself; record/
+// replay runs record with the devices and replay with them gone.
+#include "record_replay.hh"
+#include "util.hh"
+
+#include <catch2/catch_test_macros.hpp>
+
+#include <signal.h>
+
+#include <filesystem>
+#include <sstream>
+
+using namespace qemu_rewind::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A USB drive's image: an ext2 file system holding /rewind-data.
+struct UsbDrive {
+    std::string content;   // of /rewind-data
+    std::string image;
+    std::string serial;
+};
+
+std::string mke2fs_binary()
+{
+    for (const char *p : {"/usr/sbin/mke2fs", "/sbin/mke2fs"}) {
+        if (file_exists(p)) {
+            return p;
+        }
+    }
+    return "mke2fs";
+}
+
+UsbDrive make_usb_drive(const std::string &dir, const std::string &serial,
+                        std::size_t bytes = 256 * 1024)
+{
+    UsbDrive d{random_bytes(bytes), dir + "/" + serial + ".img", serial};
+    std::string files = dir + "/" + serial + "-files";
+    std::filesystem::create_directories(files);
+    write_file(files + "/rewind-data", d.content);
+    // mke2fs -d fills the file system from a folder, without root or mount.
+    auto r = run_command({mke2fs_binary(), "-q", "-t", "ext2", "-d", files, "-L",
+                          "rewind", d.image, "4M"},
+                         60s);
+    if (!r.status.exited || r.status.code != 0) {
+        throw std::runtime_error("mke2fs " + d.image + " failed:\n" + r.output);
+    }
+    return d;
+}
+
+// usb-storage scenario devices: an xHCI controller and one usb-host per
+// drive, found by bus and address (drive i: bus 1, address 2+i).
+Scenario usb_storage_scenario(std::size_t drives, const std::string &append = "")
+{
+    Scenario s{"usb-storage", "rewind.disks=" + std::to_string(drives), {"-device", "qemu-xhci"}};
+    if (!append.empty()) {
+        s.append_extra += " " + append;
+    }
+    for (std::size_t i = 0; i < drives; ++i) {
+        s.device_args.insert(s.device_args.end(),
+                             {"-device", "usb-host,hostbus=1,hostaddr=" +
+                                             std::to_string(2 + i)});
+    }
+    return s;
+}
+
+// rewind-usbdev serving the drives, logging every ioctl to `log`.
+std::vector<std::string> usbdev_wrapper(const std::vector<UsbDrive> &drives,
+                                        const std::string &log)
+{
+    std::vector<std::string> w = {usbdev_binary(), "--log", log};
+    for (const auto &d : drives) {
+        w.insert(w.end(), {"--device", "storage:image=" + d.image + ",serial=" + d.serial});
+    }
+    w.push_back("--");
+    return w;
+}
+
+std::string expected_line(const UsbDrive &d)
+{
+    return d.serial + " " + md5_hex(d.content);
+}
+
+std::size_t count_lines_with(const std::string &text, const std::string &needle)
+{
+    std::size_t n = 0;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        n += line.find(needle) != std::string::npos;
+    }
+    return n;
+}
+
+void require_clean_run(const RunResult &r)
+{
+    INFO("run:\n" << r.diagnostics);
+    REQUIRE(r.serial.find("REWIND-FAIL") == std::string::npos);
+    REQUIRE(r.serial.find("REWIND-DONE") != std::string::npos);
+}
+
+// Records with rewind-usbdev serving `drives`, then replays with no
+// device program at all: the same QEMU command line, but nothing behind
+// usb-host.
+RecordReplay record_then_replay_usb(const Scenario &s, const std::vector<UsbDrive> &drives,
+                                    const std::string &dir,
+                                    const std::function<void(QemuInstance &)> &feed = {})
+{
+    std::string log = dir + "/log.bin";
+    std::filesystem::create_directories(dir + "/record");
+    std::filesystem::create_directories(dir + "/replay");
+    RecordReplay rr;
+    QemuConfig rec = make_config(s, RrMode::Record, log);
+    rec.wrapper = usbdev_wrapper(drives, dir + "/record/usbdev.log");
+    rr.record = run_to_poweroff(rec, dir + "/record", 600s, feed);
+    for (const auto &d : drives) {
+        std::filesystem::remove(d.image);   // the replay must not need them
+    }
+    rr.replay = run_to_poweroff(make_config(s, RrMode::Replay, log), dir + "/replay", 900s);
+    return rr;
+}
+
+void require_replay_matches(const RecordReplay &rr)
+{
+    INFO("record run:\n" << rr.record.diagnostics);
+    INFO("replay run:\n" << rr.replay.diagnostics);
+    REQUIRE(rr.record.serial.find("REWIND-FAIL") == std::string::npos);
+    REQUIRE(rr.record.serial.find("REWIND-DONE") != std::string::npos);
+    CHECK(rr.record.icount > 0);
+    CHECK(rr.replay.serial == rr.record.serial);
+    CHECK(rr.replay.icount == rr.record.icount);
+    CHECK(rr.replay.ram_hash == rr.record.ram_hash);
+}
+
+}  // namespace
+
+TEST_CASE("usb-storage: a passed-through USB drive is read by the guest (plain)",
+          "[usb]")
+{
+    TempDir dir("usb-plain");
+    std::vector<UsbDrive> drives = {make_usb_drive(dir.path(), "DISK-A")};
+    QemuConfig c = make_config(usb_storage_scenario(1), RrMode::None);
+    std::string log = dir.path() + "/usbdev.log";
+    c.wrapper = usbdev_wrapper(drives, log);
+    RunResult r = run_to_poweroff(c, dir.path(), 120s);
+    require_clean_run(r);
+    CHECK(lines_with(r.serial, "USB-MD5 ") == std::vector{expected_line(drives[0])});
+
+    // libusb polls the node for reapable URBs: with real poll readiness it
+    // asks only after a completion (one EAGAIN per batch of reaps), never
+    // in a loop. A busy loop makes tens of thousands of ioctls.
+    std::string usblog = read_file(log);
+    INFO("rewind-usbdev log tail:\n" << tail_lines(usblog, 20));
+    std::size_t reaped = count_lines_with(usblog, " REAP ");
+    std::size_t empty_reaps = count_lines_with(usblog, "-> EAGAIN");
+    std::size_t ioctls = count_lines_with(usblog, " SUBMITURB ") + reaped + empty_reaps;
+    CHECK(reaped > 50);                 // descriptors, SCSI probing, the file
+    CHECK(empty_reaps <= reaped);
+    CHECK(ioctls < 2000);
+    CHECK(usblog.find("unhandled ioctl") == std::string::npos);
+}
+
+TEST_CASE("usb-storage: unplugging the drive (SIGUSR1 to rewind-usbdev) removes it "
+          "from the guest (plain)",
+          "[usb]")
+{
+    TempDir dir("usb-unplug");
+    std::vector<UsbDrive> drives = {make_usb_drive(dir.path(), "DISK-A")};
+    QemuConfig c = make_config(usb_storage_scenario(1, "rewind.unplug=1"), RrMode::None);
+    std::string log = dir.path() + "/usbdev.log";
+    c.wrapper = usbdev_wrapper(drives, log);
+    RunResult r = run_to_poweroff(c, dir.path(), 120s, [](QemuInstance &q) {
+        REQUIRE(wait_for_text(q.workdir() + "/serial.log", "USB-WAIT-UNPLUG",
+                              static_cast<int>(scaled(60s).count())));
+        // QEMU runs as rewind-usbdev's child: our child is rewind-usbdev.
+        REQUIRE(kill(q.pid(), SIGUSR1) == 0);
+    });
+    require_clean_run(r);
+    CHECK(lines_with(r.serial, "USB-MD5 ") == std::vector{expected_line(drives[0])});
+    CHECK(r.serial.find("USB-UNPLUGGED") != std::string::npos);
+    std::string usblog = read_file(log);
+    CHECK(usblog.find("dev0 unplug") != std::string::npos);
+}
+
+TEST_CASE("usb-storage: two identical drives are told apart by bus address (plain)",
+          "[usb]")
+{
+    TempDir dir("usb-two");
+    std::vector<UsbDrive> drives = {make_usb_drive(dir.path(), "DISK-A"),
+                                    make_usb_drive(dir.path(), "DISK-B", 128 * 1024)};
+    QemuConfig c = make_config(usb_storage_scenario(2), RrMode::None);
+    c.wrapper = usbdev_wrapper(drives, dir.path() + "/usbdev.log");
+    RunResult r = run_to_poweroff(c, dir.path(), 120s);
+    require_clean_run(r);
+    CHECK(lines_with(r.serial, "USB-MD5 ") ==
+          std::vector{expected_line(drives[0]), expected_line(drives[1])});
+}
+
+TEST_CASE("usb-storage: a USB drive is replayed from the log without the device",
+          "[usb][replay]")
+{
+    TempDir dir("usb-rr");
+    std::vector<UsbDrive> drives = {make_usb_drive(dir.path(), "DISK-A")};
+    std::string expected = expected_line(drives[0]);
+    auto rr = record_then_replay_usb(usb_storage_scenario(1), drives, dir.path());
+    require_replay_matches(rr);
+    CHECK(lines_with(rr.replay.serial, "USB-MD5 ") == std::vector{expected});
+}
+
+TEST_CASE("usb-storage: two identical USB drives are replayed, each with its own data",
+          "[usb][replay]")
+{
+    TempDir dir("usb-rr-two");
+    std::vector<UsbDrive> drives = {make_usb_drive(dir.path(), "DISK-A"),
+                                    make_usb_drive(dir.path(), "DISK-B", 128 * 1024)};
+    std::vector<std::string> expected = {expected_line(drives[0]), expected_line(drives[1])};
+    auto rr = record_then_replay_usb(usb_storage_scenario(2), drives, dir.path());
+    require_replay_matches(rr);
+    CHECK(lines_with(rr.replay.serial, "USB-MD5 ") == expected);
+}
+
+TEST_CASE("usb-storage: an unplug during recording is replayed", "[usb][replay]")
+{
+    TempDir dir("usb-rr-unplug");
+    std::vector<UsbDrive> drives = {make_usb_drive(dir.path(), "DISK-A")};
+    std::string expected = expected_line(drives[0]);
+    auto rr = record_then_replay_usb(
+        usb_storage_scenario(1, "rewind.unplug=1"), drives, dir.path(), [](QemuInstance &q) {
+            REQUIRE(wait_for_text(q.workdir() + "/serial.log", "USB-WAIT-UNPLUG",
+                                  static_cast<int>(scaled(300s).count())));
+            REQUIRE(kill(q.pid(), SIGUSR1) == 0);
+        });
+    require_replay_matches(rr);
+    CHECK(lines_with(rr.replay.serial, "USB-MD5 ") == std::vector{expected});
+    CHECK(rr.replay.serial.find("USB-UNPLUGGED") != std::string::npos);
+}
