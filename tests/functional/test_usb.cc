@@ -5,11 +5,14 @@
 #include "record_replay.hh"
 #include "util.hh"
 
+#include "../usbdev/iso_stream.hh"
+
 #include <catch2/catch_test_macros.hpp>
 
 #include <signal.h>
 
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 using namespace qemu_rewind::test;
@@ -236,4 +239,189 @@ TEST_CASE("usb-storage: an unplug during recording is replayed", "[usb][replay]"
     require_replay_matches(rr);
     CHECK(lines_with(rr.replay.serial, "USB-MD5 ") == std::vector{expected});
     CHECK(rr.replay.serial.find("USB-UNPLUGGED") != std::string::npos);
+}
+
+// ---- Interrupt and isochronous traffic: a HID keyboard that types a
+// random text (an interrupt IN URB is always pending) and a
+// vendor-specific device streaming seeded pseudo-random data on an
+// isochronous IN endpoint, read in the guest by our module rewind_usbiso
+// (scenarios usb-hid and usb-iso, models tests/usbdev/hid_keyboard.hh and
+// iso_source.hh).
+
+namespace {
+
+// The usb-hid and usb-iso scenarios: an xHCI controller and the one
+// device rewind-usbdev serves (bus 1, address 2).
+Scenario usb_device_scenario(const std::string &name, const std::string &append = "")
+{
+    return {name, append,
+            {"-device", "qemu-xhci", "-device", "usb-host,hostbus=1,hostaddr=2"}};
+}
+
+std::vector<std::string> single_device_wrapper(const std::string &device,
+                                               const std::string &log)
+{
+    return {usbdev_binary(), "--log", log, "--device", device, "--"};
+}
+
+// ---- keyboard ----
+
+// Text for the keyboard: random letters, digits and a few characters
+// that need Shift.
+std::string random_keyboard_text(std::size_t n)
+{
+    static const std::string alphabet =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !?.-_";
+    std::string bytes = random_bytes(n), text;
+    for (unsigned char b : bytes) {
+        text += alphabet[b % alphabet.size()];
+    }
+    return text;
+}
+
+// What the guest prints for `text` followed by Enter: Linux key codes
+// (input-event-codes.h) of a US layout, "+C" press, "-C" release, Shift
+// held around a shifted character.
+std::string expected_keys(const std::string &text)
+{
+    static const std::map<char, int> plain = [] {
+        std::map<char, int> m;
+        const std::string rows[] = {"1234567890-", "qwertyuiop", "asdfghjkl", "zxcvbnm,./"};
+        const int first[] = {2, 16, 30, 44};
+        for (int r = 0; r < 4; ++r) {
+            for (std::size_t i = 0; i < rows[r].size(); ++i) {
+                m[rows[r][i]] = first[r] + static_cast<int>(i);
+            }
+        }
+        m[' '] = 57;
+        return m;
+    }();
+    static const std::map<char, char> shifted = {{'!', '1'}, {'?', '/'}, {'_', '-'}};
+    constexpr int left_shift = 42, enter = 28;
+    std::ostringstream out;
+    for (char c : text) {
+        char base = c;
+        bool shift = false;
+        if (c >= 'A' && c <= 'Z') {
+            base = static_cast<char>(c - 'A' + 'a');
+            shift = true;
+        } else if (shifted.count(c)) {
+            base = shifted.at(c);
+            shift = true;
+        }
+        int code = plain.at(base);
+        if (shift) {
+            out << " +" << left_shift << " +" << code << " -" << code << " -" << left_shift;
+        } else {
+            out << " +" << code << " -" << code;
+        }
+    }
+    out << " +" << enter << " -" << enter;
+    return out.str();
+}
+
+// ---- iso source ----
+
+constexpr std::uint32_t iso_max_packet = 200;   // iso_source's full-speed default
+constexpr std::size_t iso_bytes = 16384;        // usb-iso.sh's default
+
+// "<md5> <packets>": what the guest must print after USB-ISO for `seed`.
+std::string expected_iso_line(std::uint64_t seed)
+{
+    auto p = qemu_rewind::usbdev::iso_stream_prefix(seed, iso_max_packet, iso_bytes);
+    return md5_hex(p.data) + " " + std::to_string(p.packets);
+}
+
+std::uint64_t random_seed()
+{
+    std::string b = random_bytes(8);
+    std::uint64_t seed = 0;
+    for (unsigned char c : b) {
+        seed = seed << 8 | c;
+    }
+    return seed;
+}
+
+// ---- runs ----
+
+RunResult run_plain(const std::string &scenario, const std::string &device,
+                    const std::string &dir)
+{
+    QemuConfig c = make_config(usb_device_scenario(scenario), RrMode::None);
+    c.wrapper = single_device_wrapper(device, dir + "/usbdev.log");
+    return run_to_poweroff(c, dir, 120s);
+}
+
+// Records with rewind-usbdev serving `device`, then replays the same
+// command line with nothing behind usb-host.
+RecordReplay record_then_replay_device(const std::string &scenario,
+                                       const std::string &device, const std::string &dir)
+{
+    std::string log = dir + "/log.bin";
+    std::filesystem::create_directories(dir + "/record");
+    std::filesystem::create_directories(dir + "/replay");
+    RecordReplay rr;
+    QemuConfig rec = make_config(usb_device_scenario(scenario), RrMode::Record, log);
+    rec.wrapper = single_device_wrapper(device, dir + "/record/usbdev.log");
+    rr.record = run_to_poweroff(rec, dir + "/record", 600s);
+    rr.replay = run_to_poweroff(make_config(usb_device_scenario(scenario), RrMode::Replay, log),
+                                dir + "/replay", 900s);
+    return rr;
+}
+
+}  // namespace
+
+TEST_CASE("usb-hid: a passed-through USB keyboard types a random text into the guest "
+          "(plain)",
+          "[usb][hid]")
+{
+    TempDir dir("usb-hid");
+    std::string text = random_keyboard_text(24);
+    INFO("text: " << text);
+    RunResult r = run_plain("usb-hid", "keyboard:text=" + text, dir.path());
+    require_clean_run(r);
+    CHECK(lines_with(r.serial, "USB-KEYS") == std::vector{expected_keys(text)});
+    // The host starts the typing with a SET_REPORT (Scroll Lock LED), and
+    // keeps an interrupt URB pending to the end: QEMU discards it at exit.
+    std::string usblog = read_file(dir.path() + "/usbdev.log");
+    INFO("rewind-usbdev log tail:\n" << tail_lines(usblog, 20));
+    CHECK(usblog.find("SUBMITURB control 21 09 0200") != std::string::npos);
+    CHECK(usblog.find("DISCARDURB interrupt ep 0x81") != std::string::npos);
+}
+
+TEST_CASE("usb-iso: the guest reads a passed-through isochronous IN stream (plain)",
+          "[usb][iso]")
+{
+    TempDir dir("usb-iso");
+    std::uint64_t seed = random_seed();
+    INFO("seed: " << seed);
+    RunResult r = run_plain("usb-iso", "iso:seed=" + std::to_string(seed), dir.path());
+    require_clean_run(r);
+    CHECK(lines_with(r.serial, "USB-ISO ") == std::vector{expected_iso_line(seed)});
+    auto stats = lines_with(r.serial, "USB-ISO-STATS ");
+    REQUIRE(stats.size() == 1);
+    CHECK(stats[0].find(" errors=0 ") != std::string::npos);
+}
+
+TEST_CASE("usb-hid: a USB keyboard's typing is replayed from the log without the device",
+          "[usb][hid][replay]")
+{
+    TempDir dir("usb-hid-rr");
+    std::string text = random_keyboard_text(16);
+    INFO("text: " << text);
+    auto rr = record_then_replay_device("usb-hid", "keyboard:text=" + text, dir.path());
+    require_replay_matches(rr);
+    CHECK(lines_with(rr.replay.serial, "USB-KEYS") == std::vector{expected_keys(text)});
+}
+
+TEST_CASE("usb-iso: an isochronous IN stream is replayed from the log without the device",
+          "[usb][iso][replay]")
+{
+    TempDir dir("usb-iso-rr");
+    std::uint64_t seed = random_seed();
+    INFO("seed: " << seed);
+    auto rr = record_then_replay_device("usb-iso", "iso:seed=" + std::to_string(seed),
+                                        dir.path());
+    require_replay_matches(rr);
+    CHECK(lines_with(rr.replay.serial, "USB-ISO ") == std::vector{expected_iso_line(seed)});
 }
