@@ -13,12 +13,22 @@
 # udelay loops) is slow under icount.  Measured, whole run, plain /
 # record / replay: virtio-net 1.5 / 3.7 / 5.0 s, e1000 2.8 / 9 / 20 s.
 #
-# The kernel command line must contain rewind.port=PORT; the guest
-# configures eth0 statically (10.0.2.15/24, gateway 10.0.2.2, slirp's
-# defaults), downloads http://10.0.2.2:PORT/payload and prints
-#     NET-MD5 <md5 of the payload>
-# then REWIND-DONE.  Host side, e.g.: python3 -m http.server --bind 127.0.0.1 PORT
-# (slirp forwards 10.0.2.2 to the host's 127.0.0.1).
+# The guest configures eth0 statically (10.0.2.15/24, gateway 10.0.2.2,
+# slirp's defaults), then does what the kernel command line asks (at
+# least one of):
+#   rewind.port=PORT   download http://10.0.2.2:PORT/payload and print
+#                          NET-MD5 <md5 of the payload>
+#                      Host side, e.g.: python3 -m http.server --bind
+#                      127.0.0.1 PORT (slirp forwards 10.0.2.2 to the
+#                      host's 127.0.0.1).
+#   rewind.serve=GPORT accept one TCP connection on GPORT (host side:
+#                      -netdev user,id=n0,hostfwd=tcp:127.0.0.1:HPORT-:GPORT,
+#                      then connect to 127.0.0.1:HPORT).  The guest prints
+#                      NET-LISTENING when it accepts connections; the peer
+#                      sends "<N>\n" and N bytes; the guest answers
+#                      "<md5 of the N bytes>\n" on the connection and prints
+#                          NET-IN-MD5 <md5 of the N bytes>
+# then REWIND-DONE.
 #
 # Speed tweaks (each measured):
 #  - e1000 Speed=100 Duplex=2: forced link, no autonegotiation.  QEMU's
@@ -31,7 +41,9 @@
 # rewind-modules: e1000 virtio_pci virtio_net
 # rewind-module-args: e1000 Speed=100 Duplex=2
 
-port=$(rewind_arg port) || rewind_fail "no rewind.port= on the kernel command line"
+port=$(rewind_arg port) || port=''
+serve=$(rewind_arg serve) || serve=''
+[ -n "$port$serve" ] || rewind_fail "neither rewind.port= nor rewind.serve= on the kernel command line"
 
 for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do
     [ -e "$f" ] && echo 1 >"$f"
@@ -54,8 +66,30 @@ link_up() {
 }
 rewind_wait_for link_up || rewind_fail "eth0: link did not come up"
 
-wget -q -O /tmp/payload "http://10.0.2.2:$port/payload" || rewind_fail "wget failed"
-md5=$(md5sum </tmp/payload)
-echo "NET-MD5 ${md5%% *}"
+if [ -n "$port" ]; then
+    wget -q -O /tmp/payload "http://10.0.2.2:$port/payload" || rewind_fail "wget failed"
+    md5=$(md5sum </tmp/payload)
+    echo "NET-MD5 ${md5%% *}"
+fi
+
+if [ -n "$serve" ]; then
+    # nc runs this for the connection, stdin and stdout being the socket
+    # (ash's read takes one byte at a time: it leaves the data to head)
+    cat >/tmp/serve-one <<'EOF'
+#!/bin/sh
+read -r n
+head -c "$n" >/tmp/received
+md5=$(md5sum </tmp/received)
+echo "${md5%% *}"
+EOF
+    chmod 755 /tmp/serve-one
+    nc -l -p "$serve" -e /tmp/serve-one &
+    listening() { netstat -ltn | grep ":$serve " >/dev/null; }
+    rewind_wait_for listening || rewind_fail "nc does not listen on $serve"
+    echo "NET-LISTENING"
+    wait $! || rewind_fail "nc failed"
+    md5=$(md5sum </tmp/received)
+    echo "NET-IN-MD5 ${md5%% *}"
+fi
 
 rewind_done
