@@ -11,17 +11,25 @@ RecordReplay record_then_replay(const Scenario &scenario, const std::string &dir
                                 const std::function<void(QemuInstance &)> &feed,
                                 const std::function<void()> &after_record)
 {
+    return record_then_replay(scenario, scenario, dir, feed, after_record);
+}
+
+RecordReplay record_then_replay(const Scenario &record, const Scenario &replay,
+                                const std::string &dir,
+                                const std::function<void(QemuInstance &)> &feed,
+                                const std::function<void()> &after_record)
+{
     std::string log = dir + "/log.bin";
     std::string rec_dir = dir + "/record", rep_dir = dir + "/replay";
     std::filesystem::create_directories(rec_dir);
     std::filesystem::create_directories(rep_dir);
     RecordReplay rr;
-    rr.record = run_to_poweroff(make_config(scenario, RrMode::Record, log),
+    rr.record = run_to_poweroff(make_config(record, RrMode::Record, log),
                                 rec_dir, 600s, feed);
     if (after_record) {
         after_record();
     }
-    rr.replay = run_to_poweroff(make_config(scenario, RrMode::Replay, log),
+    rr.replay = run_to_poweroff(make_config(replay, RrMode::Replay, log),
                                 rep_dir, 900s);
     return rr;
 }

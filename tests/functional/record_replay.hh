@@ -20,6 +20,12 @@ struct RecordReplay {
 RecordReplay record_then_replay(const Scenario &scenario, const std::string &dir,
                                 const std::function<void(QemuInstance &)> &feed = {},
                                 const std::function<void()> &after_record = {});
+// The same with other devices in the replay (a backend that needs no
+// outside world, e.g. -audiodev none instead of pa).
+RecordReplay record_then_replay(const Scenario &record, const Scenario &replay,
+                                const std::string &dir,
+                                const std::function<void(QemuInstance &)> &feed = {},
+                                const std::function<void()> &after_record = {});
 
 // The lines of `serial` that start with `prefix` (the prefix removed).
 std::vector<std::string> lines_with(const std::string &serial,

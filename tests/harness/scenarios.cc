@@ -46,16 +46,36 @@ QemuConfig make_config(const Scenario &scenario, RrMode mode,
     return c;
 }
 
-std::vector<std::string> net_devices(bool with_replay_filter)
+std::vector<std::string> net_devices(bool with_replay_filter,
+                                     const std::string &hostfwd)
 {
     // virtio-net: QEMU's e1000 holds received packets back for a second
     // after the driver reprograms it, which made each run 2-4x slower.
-    std::vector<std::string> a = {"-netdev", "user,id=n0",
+    std::vector<std::string> a = {"-netdev", "user,id=n0" +
+                                      (hostfwd.empty() ? "" : ",hostfwd=" + hostfwd),
                                   "-device", "virtio-net-pci,netdev=n0"};
     if (with_replay_filter) {
         a.insert(a.end(), {"-object", "filter-replay,id=fr0,netdev=n0"});
     }
     return a;
+}
+
+std::vector<std::string> audio_devices(const std::string &backend)
+{
+    // What the guest sees of the backend must not depend on which one it
+    // is: the audio timer's period, and the size of the capture and
+    // playback buffers (hw->samples): 1024 frames, fixed for "none", chosen
+    // for "pa" through buffer-length (1024 frames at 44.1 kHz).  And a
+    // single capture must never fill the whole buffer: upstream's
+    // replay_audio_in() logs no samples then (docs/devices/audio.rst), so
+    // pa's buffer is kept under 1024 frames (latency 15 ms, 3 periods of
+    // 5 ms: 661 frames).
+    std::string audiodev = backend + ",id=snd0,timer-period=5000";
+    if (backend.rfind("pa", 0) == 0) {
+        audiodev += ",in.latency=15000,in.buffer-length=23220,out.buffer-length=23220";
+    }
+    return {"-audiodev", audiodev, "-device", "intel-hda",
+            "-device", "hda-duplex,audiodev=snd0"};
 }
 
 std::vector<std::string> snapshot_drive(const std::string &dir,

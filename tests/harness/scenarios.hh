@@ -9,7 +9,7 @@
 
 namespace qemu_rewind::test {
 
-// Scenario names: "boot", "serial-echo", "net", "disk".
+// Scenario names: "boot", "serial-echo", "net", "disk", "audio".
 struct Scenario {
     std::string name;
     std::string append_extra;               // added to the kernel command line
@@ -25,8 +25,16 @@ QemuConfig make_config(const Scenario &scenario, RrMode mode,
                        const std::string &rrfile = "");
 
 // Network scenario devices: slirp user networking + virtio-net, with a replay
-// filter (so network input is logged) in record/replay modes.
-std::vector<std::string> net_devices(bool with_replay_filter);
+// filter (so network input is logged) in record/replay modes.  `hostfwd`,
+// e.g. "tcp:127.0.0.1:HPORT-:GPORT", forwards a host port into the guest.
+std::vector<std::string> net_devices(bool with_replay_filter,
+                                     const std::string &hostfwd = "");
+// Audio scenario devices: an Intel HDA controller with QEMU's duplex codec
+// on the audio backend `backend` (the first -audiodev suboptions, e.g.
+// "pa,server=unix:/x/native,in.name=vsink.monitor" or "none").  Adds the
+// timing suboptions that record and replay must share when their backends
+// differ (docs/devices/audio.rst).
+std::vector<std::string> audio_devices(const std::string &backend);
 // Upstream reverse debugging keeps its snapshots in a qcow2 drive that no
 // device uses: creates dir/snapshots.qcow2 and returns its -drive options.
 std::vector<std::string> snapshot_drive(const std::string &dir,
