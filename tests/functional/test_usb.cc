@@ -8,6 +8,7 @@
 #include "../usbdev/iso_stream.hh"
 
 #include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
 
 #include <signal.h>
 
@@ -322,13 +323,14 @@ std::string expected_keys(const std::string &text)
 
 // ---- iso source ----
 
-constexpr std::uint32_t iso_max_packet = 200;   // iso_source's full-speed default
 constexpr std::size_t iso_bytes = 16384;        // usb-iso.sh's default
 
-// "<md5> <packets>": what the guest must print after USB-ISO for `seed`.
-std::string expected_iso_line(std::uint64_t seed)
+// "<md5> <packets>": what the guest must print after USB-ISO for `seed`
+// at `speed` ("full" or "high": iso_source's default packet sizes).
+std::string expected_iso_line(std::uint64_t seed, const std::string &speed = "full")
 {
-    auto p = qemu_rewind::usbdev::iso_stream_prefix(seed, iso_max_packet, iso_bytes);
+    std::uint32_t max_packet = speed == "high" ? 1024 : 200;
+    auto p = qemu_rewind::usbdev::iso_stream_prefix(seed, max_packet, iso_bytes);
     return md5_hex(p.data) + " " + std::to_string(p.packets);
 }
 
@@ -389,15 +391,18 @@ TEST_CASE("usb-hid: a passed-through USB keyboard types a random text into the g
     CHECK(usblog.find("DISCARDURB interrupt ep 0x81") != std::string::npos);
 }
 
-TEST_CASE("usb-iso: the guest reads a passed-through isochronous IN stream (plain)",
+TEST_CASE("usb-iso: the guest reads a passed-through isochronous IN stream, full and "
+          "high speed (plain)",
           "[usb][iso]")
 {
+    std::string speed = GENERATE("full", "high");
     TempDir dir("usb-iso");
     std::uint64_t seed = random_seed();
-    INFO("seed: " << seed);
-    RunResult r = run_plain("usb-iso", "iso:seed=" + std::to_string(seed), dir.path());
+    INFO("seed: " << seed << ", " << speed << " speed");
+    RunResult r = run_plain("usb-iso", "iso:seed=" + std::to_string(seed) + ",speed=" + speed,
+                            dir.path());
     require_clean_run(r);
-    CHECK(lines_with(r.serial, "USB-ISO ") == std::vector{expected_iso_line(seed)});
+    CHECK(lines_with(r.serial, "USB-ISO ") == std::vector{expected_iso_line(seed, speed)});
     auto stats = lines_with(r.serial, "USB-ISO-STATS ");
     REQUIRE(stats.size() == 1);
     CHECK(stats[0].find(" errors=0 ") != std::string::npos);
