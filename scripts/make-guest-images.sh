@@ -97,6 +97,11 @@
 #   audio:       -audiodev pa,id=snd0,... (record) or none,id=snd0,... (replay)
 #                -device intel-hda -device hda-duplex,audiodev=snd0
 #                (the options that must match: docs/devices/audio.rst)
+#   usb-hid:     QEMU run under tests/usbdev's rewind-usbdev
+#                --device keyboard:text=TEXT -- qemu-system-x86_64 ...
+#                -device qemu-xhci -device usb-host,hostbus=1,hostaddr=2
+#   usb-iso:     the same with rewind-usbdev --device iso:seed=N
+#                (replay: the same QEMU command line, without rewind-usbdev)
 # Each scenario's protocol is described at the top of its tests/guest file.
 # The serial log has CRLF line ends; every run ends with "REWIND-DONE" and
 # the kernel's "reboot: Power down".
