@@ -34,7 +34,7 @@ std::uint64_t seed_from(const DeviceSpec &spec)
 }  // namespace
 
 IsoSource::IsoSource(const DeviceSpec &spec)
-    : seed_(seed_from(spec)), max_packet_(0), stream_(0, 0)
+    : seed_(0), max_packet_(0), stream_(0, 0)
 {
     spec.allow_only({"seed", "speed", "max_packet", "pace_us"});
     std::string speed = spec.get("speed", "full");
@@ -50,6 +50,7 @@ IsoSource::IsoSource(const DeviceSpec &spec)
     }
     max_packet_ = static_cast<std::uint32_t>(max_packet);
     pace_ = std::chrono::microseconds(spec.get_number("pace_us", high ? 125 : 1000));
+    seed_ = seed_from(spec);   // last: a random seed is printed only for a valid spec
     stream_ = IsoStream(seed_, max_packet_);
 
     description_.usb_version = 0x0200;
