@@ -8,6 +8,7 @@
 #include <linux/usbdevice_fs.h>
 
 #include <algorithm>
+#include <functional>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -196,20 +197,53 @@ void UsbfsDevice::serve(UMockdevTestbed *testbed, const std::string &node_file)
     }
 }
 
+// libumockdev serves the ioctl socket from its own worker thread; the
+// models and their timers live on our main loop. Every call from the worker
+// is handed to the main context, so that all device state has one thread.
+namespace {
+
+struct MainThreadCall {
+    std::function<void()> fn;
+};
+
+int run_main_thread_call(void *opaque)
+{
+    auto *call = static_cast<MainThreadCall *>(opaque);
+    call->fn();
+    delete call;
+    return G_SOURCE_REMOVE;
+}
+
+void on_main_thread(std::function<void()> fn)
+{
+    g_main_context_invoke(nullptr, &run_main_thread_call, new MainThreadCall{std::move(fn)});
+}
+
+}  // namespace
+
 void UsbfsDevice::on_client_connected(UMockdevIoctlBase *, UMockdevIoctlClient *client,
                                       void *opaque)
 {
     auto *self = static_cast<UsbfsDevice *>(opaque);
-    self->clients_[client];
-    self->log_.line("dev%u open client=%p", self->index_, static_cast<void *>(client));
     g_signal_connect(client, "notify::connected",
                      G_CALLBACK(&UsbfsDevice::on_client_notify), self);
+    g_object_ref(client);
+    on_main_thread([self, client] {
+        self->clients_[client];
+        self->log_.line("dev%u open client=%p", self->index_, static_cast<void *>(client));
+        g_object_unref(client);
+    });
 }
 
 void UsbfsDevice::on_client_notify(UMockdevIoctlClient *client, void *, void *opaque)
 {
     if (!umockdev_ioctl_client_get_connected(client)) {
-        static_cast<UsbfsDevice *>(opaque)->client_gone(client);
+        auto *self = static_cast<UsbfsDevice *>(opaque);
+        g_object_ref(client);
+        on_main_thread([self, client] {
+            self->client_gone(client);
+            g_object_unref(client);
+        });
     }
 }
 
@@ -247,11 +281,15 @@ void UsbfsDevice::client_gone(UMockdevIoctlClient *client)
 int UsbfsDevice::on_ioctl(UMockdevIoctlBase *, UMockdevIoctlClient *client, void *opaque)
 {
     auto *self = static_cast<UsbfsDevice *>(opaque);
-    Reply reply;
-    if (self->handle(client, reply)) {
-        umockdev_ioctl_client_complete(client, reply.result, reply.error);
-    }
-    return TRUE;
+    g_object_ref(client);
+    on_main_thread([self, client] {
+        Reply reply;
+        if (self->handle(client, reply)) {
+            umockdev_ioctl_client_complete(client, reply.result, reply.error);
+        }
+        g_object_unref(client);
+    });
+    return TRUE;   // answered later, by umockdev_ioctl_client_complete
 }
 
 bool UsbfsDevice::handle(UMockdevIoctlClient *client, Reply &reply)

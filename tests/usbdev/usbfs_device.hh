@@ -2,7 +2,8 @@
 // libusb sends for /dev/bus/usb/BBB/DDD, answered from a UsbDeviceModel.
 // URBs are kept per client fd as the kernel does: submitted, completed by
 // the model (now or later), reaped by the client. Poll readiness follows
-// the reap queue (see poll_readiness.hh).
+// the reap queue (see poll_readiness.hh). libumockdev calls us from its
+// worker thread; we handle everything on the main loop, the models' thread.
 #pragma once
 
 #include "event_log.hh"
