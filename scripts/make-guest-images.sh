@@ -239,7 +239,7 @@ fi
 # deb_want: the packages all scenarios ask for; deb_resolved: "pkg=version
 # ..." as apt resolves them now, kept in .apt-resolved-debs (apt
 # fingerprint, wanted list, result) like .apt-resolved above.
-deb_want=$(sed -n 's/^# rewind-debs:[[:space:]]*//p' "$GUEST"/*.sh | tr -s ' \t' '\n\n' |
+deb_want=$(sed -n 's/^# rewind-debs:[[:space:]]*//p' "$GUEST"/*.sh | tr -s '[:space:]' '\n' |
            sed '/^$/d' | LC_ALL=C sort -u | tr '\n' ' ')
 deb_want=${deb_want% }
 deb_resolved=''
@@ -253,8 +253,9 @@ if [ -n "$deb_want" ]; then
     if [ -z "$deb_resolved" ]; then
         # shellcheck disable=SC2086 # one word per package
         dinfo=$(apt-cache show --no-all-versions $deb_want 2>/dev/null) || {
-            [ "$(id -u)" = 0 ] && [ -z "$did_update" ] ||
+            if [ "$(id -u)" != 0 ] || [ -n "$did_update" ]; then
                 die "apt does not know all of: $deb_want (rewind-debs lines of tests/guest)"
+            fi
             log "rewind-debs unknown to apt, running apt-get update"
             apt-get update -qq >&2 || die "apt-get update failed"
             did_update=1
@@ -389,15 +390,17 @@ if [ -n "$deb_resolved" ]; then
     done
     for pv in $deb_resolved; do
         d=$CACHE/debs/$pv
-        if ! ls "$d"/*.deb >/dev/null 2>&1; then
+        debs=("$d"/*.deb)
+        if [ ! -f "${debs[0]}" ]; then
             log "downloading $pv"
             mkdir -p "$d"
             (cd "$d" && apt_download "$pv") || {
                 rm -rf "$d"
                 die "apt-get download $pv failed (try apt-get update)"
             }
+            debs=("$d"/*.deb)
         fi
-        dpkg-deb -x "$(ls "$d"/*.deb | head -n1)" "$DEBROOT"
+        dpkg-deb -x "${debs[0]}" "$DEBROOT"
     done
 fi
 
