@@ -29,7 +29,9 @@ secs=$(rewind_arg secs) || secs=1
 # snd_hda_intel probes the controller and its codec asynchronously
 rewind_wait_for test -e /dev/snd/pcmC0D0c || rewind_fail "no capture device /dev/snd/pcmC0D0c"
 echo "AUDIO-READY"
-# the codec starts with capture off and at -74 dB: on, at 0 dB
+# the codec starts with capture off and at -74 dB: on, at 0 dB, and before
+# the capture starts (a volume change during a capture does not replay on
+# another backend: docs/devices/audio.rst)
 amixer -q -c 0 sset Capture 100% cap || rewind_fail "amixer failed"
 
 arecord -q -D hw:0,0 -f S16_LE -r 44100 -c 2 -d "$secs" -t raw /tmp/capture.raw ||
