@@ -103,6 +103,20 @@ nlohmann::json summary_json(const LogSummary& summary) {
             codes[event_code_name(static_cast<std::uint8_t>(c))] = summary.code_counts[c];
         }
     }
+    // usb-host records by sub-kind: {"async": {"COMPLETE": n, ...}, "calls": {"SUBMIT": n, ...}}.
+    nlohmann::json usb_async = nlohmann::json::object();
+    for (std::size_t k = 1; k < kUsbAsyncKindCount; ++k) {
+        if (summary.usb_async_counts[k] != 0) {
+            usb_async[std::string(usb_async_kind_name(static_cast<UsbAsyncKind>(k)))] =
+                summary.usb_async_counts[k];
+        }
+    }
+    nlohmann::json usb_calls = nlohmann::json::object();
+    for (std::size_t c = 1; c < kUsbCallCount; ++c) {
+        if (summary.usb_call_counts[c] != 0) {
+            usb_calls[std::string(usb_call_name(static_cast<UsbCall>(c)))] = summary.usb_call_counts[c];
+        }
+    }
     nlohmann::json truncation = nullptr;
     if (summary.truncation) {
         truncation = {{"offset", summary.truncation->offset},
@@ -118,6 +132,9 @@ nlohmann::json summary_json(const LogSummary& summary) {
         {"event_count", summary.event_count},
         {"char_read_bytes", summary.char_read_bytes},
         {"net_bytes", summary.net_bytes},
+        {"usb_in_bytes", summary.usb_in_bytes},
+        {"usb_event_bytes", summary.usb_event_bytes},
+        {"usb", {{"async", usb_async}, {"calls", usb_calls}}},
         {"complete", summary.has_end_event},
         {"truncation", truncation},
         {"events", events},
@@ -137,6 +154,8 @@ void print_summary(const std::string& path, const LogSummary& summary, std::ostr
     row("instructions:", summary.instructions);
     row("char bytes read:", summary.char_read_bytes);
     row("net bytes:", summary.net_bytes);
+    row("usb IN bytes:", summary.usb_in_bytes);
+    row("usb log bytes:", summary.usb_event_bytes);
     row("ends with:", ending_text(summary));
     out << "events by kind:\n";
     for (std::size_t k = 0; k < kEventKindCount; ++k) {
@@ -152,15 +171,33 @@ void print_summary(const std::string& path, const LogSummary& summary, std::ostr
                 << summary.code_counts[c] << '\n';
         }
     }
+    if (summary.count(EventKind::UsbAsync) + summary.count(EventKind::Usb) == 0) {
+        return;
+    }
+    out << "usb-host events:\n";
+    for (std::size_t k = 1; k < kUsbAsyncKindCount; ++k) {
+        if (summary.usb_async_counts[k] != 0) {
+            const std::string name = std::string(event_kind_name(EventKind::UsbAsync)) + " (" +
+                                     std::string(usb_async_kind_name(static_cast<UsbAsyncKind>(k))) + ")";
+            out << "  " << std::left << std::setw(34) << name << summary.usb_async_counts[k] << '\n';
+        }
+    }
+    for (std::size_t c = 1; c < kUsbCallCount; ++c) {
+        if (summary.usb_call_counts[c] != 0) {
+            const std::string name = std::string(event_kind_name(EventKind::Usb)) + " (" +
+                                     std::string(usb_call_name(static_cast<UsbCall>(c))) + ")";
+            out << "  " << std::left << std::setw(34) << name << summary.usb_call_counts[c] << '\n';
+        }
+    }
 }
 
 void print_event(const ReplayEvent& event, std::ostream& out) {
     out << std::right << std::setw(10) << event.offset << ' ' << std::setw(14) << event.icount << "  ";
     const std::string fields = describe_fields(event);
     if (fields.empty()) {
-        out << event_code_name(event.code) << '\n';
+        out << event_name(event) << '\n';
     } else {
-        out << std::left << std::setw(30) << event_code_name(event.code) << ' ' << fields << '\n';
+        out << std::left << std::setw(34) << event_name(event) << ' ' << fields << '\n';
     }
 }
 

@@ -17,7 +17,7 @@ constexpr std::array<std::string_view, kEventKindCount> kKindNames = {
     "EVENT_INSTRUCTION", "EVENT_INTERRUPT",  "EVENT_EXCEPTION",     "EVENT_ASYNC",
     "EVENT_SHUTDOWN",    "EVENT_CHAR_WRITE", "EVENT_CHAR_READ_ALL", "EVENT_CHAR_READ_ALL_ERROR",
     "EVENT_AUDIO_OUT",   "EVENT_AUDIO_IN",   "EVENT_RANDOM",        "EVENT_CLOCK",
-    "EVENT_CHECKPOINT",  "EVENT_END",
+    "EVENT_CHECKPOINT",  "EVENT_END",        "EVENT_USB_ASYNC",     "EVENT_USB",
 };
 
 constexpr std::array<std::string_view, 7> kAsyncNames = {
@@ -46,6 +46,31 @@ constexpr std::array<std::string_view, kShutdownCauseCount> kShutdownNames = {
     "SHUTDOWN_CAUSE_GUEST_SHUTDOWN", "SHUTDOWN_CAUSE_GUEST_RESET",
     "SHUTDOWN_CAUSE_GUEST_PANIC",    "SHUTDOWN_CAUSE_SUBSYSTEM_RESET",
     "SHUTDOWN_CAUSE_SNAPSHOT_LOAD",
+};
+
+// RR_EV_* and RRCall of hw/usb/host-libusb-replay.c; 0 is neither.
+constexpr std::array<std::string_view, kUsbAsyncKindCount> kUsbAsyncNames = {
+    "", "OPEN", "CLOSE", "COMPLETE",
+};
+constexpr std::array<std::string_view, kUsbCallCount> kUsbCallNames = {
+    "",
+    "OPEN", "ACTIVE_CONFIG", "STRING", "DRIVER_ACTIVE", "DETACH", "ATTACH", "CLAIM", "RELEASE",
+    "SET_CONFIG", "SET_ALT", "CLEAR_HALT", "RESET", "ALLOC_STREAMS", "FREE_STREAMS", "SUBMIT", "CANCEL",
+};
+// libusb's public enums, as the fields of the USB records hold them.
+constexpr std::array<std::string_view, 6> kUsbSpeedNames = {
+    "unknown", "low", "full", "high", "super", "super-plus",
+};
+constexpr std::array<std::string_view, 5> kUsbTransferTypeNames = {
+    "control", "isochronous", "bulk", "interrupt", "bulk-stream",
+};
+constexpr std::array<std::string_view, 7> kUsbTransferStatusNames = {
+    "COMPLETED", "ERROR", "TIMED_OUT", "CANCELLED", "STALL", "NO_DEVICE", "OVERFLOW",
+};
+// enum libusb_error, negated: index i names -i.
+constexpr std::array<std::string_view, 13> kUsbErrorNames = {
+    "SUCCESS", "IO",       "INVALID_PARAM", "ACCESS",      "NO_DEVICE", "NOT_FOUND",     "BUSY",
+    "TIMEOUT", "OVERFLOW", "PIPE",          "INTERRUPTED", "NO_MEM",    "NOT_SUPPORTED",
 };
 
 constexpr std::array<std::string_view, 5> kInputKindNames = {"key", "btn", "rel", "abs", "mtt"};
@@ -138,6 +163,8 @@ std::optional<EventKind> event_kind_of(std::uint8_t c) {
     case code::kAudioIn: return AudioIn;
     case code::kRandom: return Random;
     case code::kEnd: return End;
+    case code::kUsbAsync: return UsbAsync;
+    case code::kUsb: return Usb;
     default: return std::nullopt;
     }
 }
@@ -159,6 +186,12 @@ std::string shutdown_cause_name(ShutdownCause cause) {
     // EVENT_SHUTDOWN_LAST = EVENT_SHUTDOWN + SHUTDOWN_CAUSE__MAX, one past the causes.
     return concat("SHUTDOWN_CAUSE_", cause);
 }
+
+std::string_view usb_async_kind_name(UsbAsyncKind kind) {
+    return kUsbAsyncNames[static_cast<std::size_t>(kind)];
+}
+
+std::string_view usb_call_name(UsbCall call) { return kUsbCallNames[static_cast<std::size_t>(call)]; }
 
 std::string event_code_name(std::uint8_t c) {
     const auto kind = event_kind_of(c);
@@ -192,6 +225,99 @@ std::optional<Checkpoint> ReplayEvent::checkpoint() const {
 std::optional<ShutdownCause> ReplayEvent::shutdown_cause() const {
     if (kind != EventKind::Shutdown) return std::nullopt;
     return static_cast<ShutdownCause>(code - code::kShutdown);
+}
+
+std::optional<UsbAsyncKind> ReplayEvent::usb_async_kind() const {
+    if (std::holds_alternative<UsbOpenPayload>(payload)) return UsbAsyncKind::Open;
+    if (std::holds_alternative<UsbClosePayload>(payload)) return UsbAsyncKind::Close;
+    if (std::holds_alternative<UsbCompletePayload>(payload)) return UsbAsyncKind::Complete;
+    return std::nullopt;
+}
+
+std::optional<UsbCall> ReplayEvent::usb_call() const {
+    if (const auto* call = std::get_if<UsbCallPayload>(&payload)) return call->call;
+    return std::nullopt;
+}
+
+std::optional<std::uint8_t> ReplayEvent::usb_device() const {
+    if (const auto* p = std::get_if<UsbOpenPayload>(&payload)) return p->device;
+    if (const auto* p = std::get_if<UsbClosePayload>(&payload)) return p->device;
+    if (const auto* p = std::get_if<UsbCompletePayload>(&payload)) return p->device;
+    if (const auto* p = std::get_if<UsbCallPayload>(&payload)) return p->device;
+    return std::nullopt;
+}
+
+namespace {
+
+// "EVENT_USB_ASYNC (COMPLETE dev 0)": the kind name, the sub-kind, the device.
+std::string usb_event_name(std::uint8_t c, std::string_view sub_kind, std::uint8_t device) {
+    return concat(event_code_name(c), " (", sub_kind, " dev ", device, ")");
+}
+
+// "rc=0", "rc=-4 (NO_DEVICE)": libusb's return value.
+std::string usb_rc(std::int32_t rc) {
+    if (rc < 0 && static_cast<std::size_t>(-static_cast<std::int64_t>(rc)) < kUsbErrorNames.size()) {
+        return concat("rc=", rc, " (", kUsbErrorNames[static_cast<std::size_t>(-rc)], ")");
+    }
+    return concat("rc=", rc);
+}
+
+std::string usb_status(std::int32_t status) {
+    if (status >= 0 && static_cast<std::size_t>(status) < kUsbTransferStatusNames.size()) {
+        return std::string(kUsbTransferStatusNames[static_cast<std::size_t>(status)]);
+    }
+    return concat(status);
+}
+
+// "1d6b:0104" from a device descriptor (idVendor at 8, idProduct at 10, little-endian).
+std::string usb_ids(const std::vector<std::uint8_t>& descriptor) {
+    if (descriptor.size() < 12) {
+        return "?";
+    }
+    const auto le16 = [&descriptor](std::size_t at) {
+        return static_cast<std::uint32_t>(descriptor[at] | descriptor[at + 1] << 8);
+    };
+    return hex_digits(le16(8), 4) + ":" + hex_digits(le16(10), 4);
+}
+
+std::string usb_call_fields(const UsbCallPayload& p) {
+    const std::string rc = usb_rc(p.rc);
+    switch (p.call) {
+    case UsbCall::Open:
+    case UsbCall::Reset: return rc;
+    case UsbCall::ActiveConfig: return concat(rc, " config=", p.out);
+    case UsbCall::String:
+        return concat("index=", p.arg, " size=", p.arg2, " ", rc, " data=", preview_bytes(p.data));
+    case UsbCall::DriverActive:
+    case UsbCall::Detach:
+    case UsbCall::Attach:
+    case UsbCall::Claim:
+    case UsbCall::Release: return concat("interface=", p.arg, " ", rc);
+    case UsbCall::SetConfig: return concat("config=", p.arg, " ", rc);
+    case UsbCall::SetAlt: return concat("interface=", p.arg, " alt=", p.arg2, " ", rc);
+    case UsbCall::ClearHalt: return concat("ep=", hex(p.arg, 2), " ", rc);
+    case UsbCall::AllocStreams: return concat("streams=", p.arg, " endpoints=", p.arg2, " ", rc);
+    case UsbCall::FreeStreams: return concat("endpoints=", p.arg, " ", rc);
+    case UsbCall::Submit:
+        return concat("ep=", hex(p.submit_endpoint(), 2),
+                      " type=", enum_label(kUsbTransferTypeNames, p.submit_transfer_type()),
+                      " len=", p.arg2, " ", rc, " seq=", p.out);
+    case UsbCall::Cancel: return concat("ep=", hex(p.arg, 2), " seq=", p.arg2, " ", rc);
+    }
+    return concat("arg=", p.arg, " arg2=", p.arg2, " ", rc, " out=", p.out);
+}
+
+}  // namespace
+
+std::string event_name(const ReplayEvent& event) {
+    const auto device = event.usb_device();
+    if (const auto kind = event.usb_async_kind()) {
+        return usb_event_name(event.code, usb_async_kind_name(*kind), *device);
+    }
+    if (const auto call = event.usb_call()) {
+        return usb_event_name(event.code, usb_call_name(*call), *device);
+    }
+    return event_code_name(event.code);
 }
 
 std::string describe_fields(const ReplayEvent& event) {
@@ -249,6 +375,26 @@ std::string describe_fields(const ReplayEvent& event) {
             return concat("result=", p.result, " len=", p.data.size());
         }
         std::string operator()(const ClockPayload& p) const { return concat("value=", p.value); }
+        std::string operator()(const UsbOpenPayload& p) const {
+            std::string ports;
+            for (const auto port : p.ports) {
+                ports += (ports.empty() ? "" : ".") + concat(port);
+            }
+            return concat("bus=", p.bus, " addr=", p.address, " ports=", ports.empty() ? "-" : ports,
+                          " speed=", enum_label(kUsbSpeedNames, p.speed),
+                          " id=", usb_ids(p.device_descriptor), " configs=", p.configs.size());
+        }
+        std::string operator()(const UsbClosePayload&) const { return {}; }
+        std::string operator()(const UsbCompletePayload& p) const {
+            std::string out = concat("ep=", hex(p.endpoint, 2), " seq=", p.seq,
+                                     " status=", usb_status(p.status), " len=", p.actual_length,
+                                     " in=", p.data.size());
+            if (!p.packets.empty()) {
+                out += concat(" packets=", p.packets.size());
+            }
+            return out;
+        }
+        std::string operator()(const UsbCallPayload& p) const { return usb_call_fields(p); }
     };
     return std::visit(Describer{event}, event.payload);
 }
@@ -389,6 +535,10 @@ public:
 
     [[nodiscard]] std::uint64_t offset() const { return in_.offset(); }
 
+    // Names what the payload read so far says the event is, for later
+    // messages: USB events carry their sub-kind in the payload.
+    void name_sub_kind(std::string sub_kind) { sub_kind_ = std::move(sub_kind); }
+
 private:
     std::uint64_t big_endian(std::size_t width) {
         if (in_.remaining() < width) {
@@ -404,9 +554,13 @@ private:
         return value;
     }
 
-    // "EVENT_ASYNC (ASYNC_EVENT_CHAR_READ)" or just "EVENT_CHAR_WRITE".
+    // "EVENT_ASYNC (ASYNC_EVENT_CHAR_READ)", "EVENT_USB_ASYNC (COMPLETE dev 0)"
+    // or just "EVENT_CHAR_WRITE".
     [[nodiscard]] std::string event_label() const {
         const auto kind_name = std::string(event_kind_name(*event_kind_of(event_code_)));
+        if (!sub_kind_.empty()) {
+            return concat(kind_name, " (", sub_kind_, ")");
+        }
         const auto code_name = event_code_name(event_code_);
         return kind_name == code_name ? kind_name : concat(kind_name, " (", code_name, ")");
     }
@@ -414,6 +568,7 @@ private:
     ByteInput& in_;
     std::uint64_t event_offset_;
     std::uint8_t event_code_;
+    std::string sub_kind_;
 };
 
 // replay_read_input_event() in replay/replay-input.c.
@@ -505,6 +660,97 @@ AudioInPayload decode_audio_in(FieldReader& fields) {
         sample.right = fields.u64();
     }
     return audio;
+}
+
+// rr_snapshot_load() in hw/usb/host-libusb-replay.c.
+UsbOpenPayload decode_usb_open(FieldReader& fields, std::uint8_t device) {
+    UsbOpenPayload open;
+    open.device = device;
+    open.bus = fields.u8();
+    open.address = fields.u8();
+    open.speed = fields.u8();
+    open.ports = fields.array();
+    open.device_descriptor = fields.array();
+    const auto count_offset = fields.offset();
+    const std::uint8_t configs = fields.u8();
+    // QEMU reads at most RR_MAX_CONFIGS arrays and would take the rest
+    // for the next event.
+    if (configs > kUsbMaxConfigs) {
+        throw fields.invalid(count_offset, concat(configs, " configuration descriptors, QEMU records "
+                                                  "at most ", kUsbMaxConfigs));
+    }
+    for (std::uint8_t i = 0; i < configs; ++i) {
+        open.configs.push_back(fields.array());
+    }
+    return open;
+}
+
+// rr_event_load() in hw/usb/host-libusb-replay.c, COMPLETE branch.
+UsbCompletePayload decode_usb_complete(FieldReader& fields, std::uint8_t device) {
+    UsbCompletePayload complete;
+    complete.device = device;
+    complete.endpoint = fields.u8();
+    complete.seq = fields.u32();
+    complete.status = fields.i32();
+    complete.actual_length = fields.u32();
+    complete.data = fields.array();
+    const auto count_offset = fields.offset();
+    const std::uint32_t packets = fields.u32();
+    if (packets > kUsbMaxIsoPackets) {
+        throw fields.invalid(count_offset, concat(packets, " isochronous packets, QEMU accepts at most ",
+                                                  kUsbMaxIsoPackets));
+    }
+    fields.require_records(packets, 8, "isochronous packet");
+    complete.packets.resize(packets);
+    for (auto& packet : complete.packets) {
+        packet.status = fields.i32();
+        packet.actual_length = fields.u32();
+    }
+    return complete;
+}
+
+// rr_event_save() / rr_event_load() in hw/usb/host-libusb-replay.c.
+EventPayload decode_usb_async(FieldReader& fields) {
+    const auto kind_offset = fields.offset();
+    const std::uint8_t kind = fields.u8();
+    if (kind == 0 || kind >= kUsbAsyncKindCount) {
+        throw fields.invalid(kind_offset, concat("usb-host event kind ", kind,
+                                                 " is not OPEN (1), CLOSE (2) or COMPLETE (3)"));
+    }
+    const auto name = kUsbAsyncNames[kind];
+    fields.name_sub_kind(std::string(name));
+    const std::uint8_t device = fields.u8();
+    fields.name_sub_kind(concat(name, " dev ", device));
+    switch (static_cast<UsbAsyncKind>(kind)) {
+    case UsbAsyncKind::Open: return decode_usb_open(fields, device);
+    case UsbAsyncKind::Close: return UsbClosePayload{device};
+    case UsbAsyncKind::Complete: return decode_usb_complete(fields, device);
+    }
+    return std::monostate{};
+}
+
+// rr_sync_save() / rr_sync_load() in hw/usb/host-libusb-replay.c.
+UsbCallPayload decode_usb_call(FieldReader& fields) {
+    UsbCallPayload call;
+    const auto call_offset = fields.offset();
+    const std::uint8_t code = fields.u8();
+    // Unknown calls cannot be read on: whether an array follows depends on the call.
+    if (code == 0 || code >= kUsbCallCount) {
+        throw fields.invalid(call_offset, concat("usb-host call ", code, " is not a known libusb call (1..",
+                                                 kUsbCallCount - 1, ")"));
+    }
+    call.call = static_cast<UsbCall>(code);
+    fields.name_sub_kind(std::string(kUsbCallNames[code]));
+    call.device = fields.u8();
+    fields.name_sub_kind(concat(kUsbCallNames[code], " dev ", call.device));
+    call.arg = fields.u32();
+    call.arg2 = fields.u32();
+    call.rc = fields.i32();
+    call.out = fields.u32();
+    if (call.call == UsbCall::String) {
+        call.data = fields.array();
+    }
+    return call;
 }
 
 }  // namespace
@@ -658,6 +904,14 @@ ReplayEvent ReplayLogReader::decode_event() {
         // replay_read_next_clock().
         event.payload = ClockPayload{fields.i64()};
         break;
+    case EventKind::UsbAsync:
+        // replay_save_event() / replay_read_event(), then the usb-host callbacks.
+        event.payload = decode_usb_async(fields);
+        break;
+    case EventKind::Usb:
+        // replay_usb_sync_save_begin(), then rr_sync_save().
+        event.payload = decode_usb_call(fields);
+        break;
     case EventKind::Interrupt:   // replay_interrupt()
     case EventKind::Exception:   // replay_exception()
     case EventKind::Shutdown:    // replay_shutdown_request(): cause is in the code
@@ -686,6 +940,15 @@ LogSummary summarize(ReplayLogReader& reader) {
             summary.char_read_bytes += read_all->data.size();
         } else if (const auto* net = std::get_if<NetPayload>(&event->payload)) {
             summary.net_bytes += net->packet.size();
+        } else if (const auto* complete = std::get_if<UsbCompletePayload>(&event->payload)) {
+            summary.usb_in_bytes += complete->data.size();
+        }
+        if (const auto usb_kind = event->usb_async_kind()) {
+            ++summary.usb_async_counts[static_cast<std::size_t>(*usb_kind)];
+            summary.usb_event_bytes += event->size;
+        } else if (const auto call = event->usb_call()) {
+            ++summary.usb_call_counts[static_cast<std::size_t>(*call)];
+            summary.usb_event_bytes += event->size;
         }
     }
     summary.instructions = reader.icount();

@@ -1,4 +1,5 @@
-// Reader for QEMU 10.0's record/replay log (REPLAY_VERSION 0xe0200c).
+// Reader for QEMU 10.0's record/replay log (REPLAY_VERSION 0xe0200c), with
+// QEMU Rewind's usb-host passthrough records (EVENT_USB_ASYNC, EVENT_USB).
 //
 // Layout (replay/replay.c, replay/replay-internal.c):
 //   header : u32 version, u64 field that QEMU 10.0 never writes (HEADER_SIZE = 12)
@@ -45,7 +46,11 @@ inline constexpr std::uint8_t kClockLast = 29;
 inline constexpr std::uint8_t kCheckpoint = 30;  // + ReplayCheckpoint (9)
 inline constexpr std::uint8_t kCheckpointLast = 38;
 inline constexpr std::uint8_t kEnd = 39;
-inline constexpr std::uint8_t kCount = 40;  // first invalid code
+// QEMU Rewind's usb-host passthrough (replay/replay-usb.c): after EVENT_END,
+// so that logs without USB keep upstream's codes and REPLAY_VERSION.
+inline constexpr std::uint8_t kUsbAsync = 40;
+inline constexpr std::uint8_t kUsb = 41;
+inline constexpr std::uint8_t kCount = 42;  // first invalid code
 }  // namespace code
 
 // Coarse event family; one per range of codes.
@@ -64,8 +69,10 @@ enum class EventKind : std::uint8_t {
     Clock,
     Checkpoint,
     End,
+    UsbAsync,
+    Usb,
 };
-inline constexpr std::size_t kEventKindCount = 14;
+inline constexpr std::size_t kEventKindCount = 16;
 
 // ReplayAsyncEventKind (replay/replay-internal.h).
 enum class AsyncKind : std::uint8_t { Bh, BhOneshot, Input, InputSync, CharRead, Block, Net };
@@ -90,6 +97,37 @@ enum class Checkpoint : std::uint8_t {
 // SHUTDOWN_CAUSE__MAX (11), which QEMU accepts when reading; kept as a raw number.
 using ShutdownCause = std::uint8_t;
 inline constexpr ShutdownCause kShutdownCauseCount = 11;
+
+// What an EVENT_USB_ASYNC reports (RR_EV_* in hw/usb/host-libusb-replay.c):
+// a device appeared, left, or completed a transfer.
+enum class UsbAsyncKind : std::uint8_t { Open = 1, Close = 2, Complete = 3 };
+inline constexpr std::size_t kUsbAsyncKindCount = 4;  // codes 0..3, 0 unused
+
+// The synchronous libusb call whose result an EVENT_USB holds (RRCall in
+// hw/usb/host-libusb-replay.c).
+enum class UsbCall : std::uint8_t {
+    Open = 1,      // libusb_open
+    ActiveConfig,  // libusb_get_active_config_descriptor; out = bConfigurationValue
+    String,        // libusb_get_string_descriptor_ascii; arg = index, arg2 = buffer size
+    DriverActive,  // libusb_kernel_driver_active; arg = interface
+    Detach,        // libusb_detach_kernel_driver; arg = interface
+    Attach,        // libusb_attach_kernel_driver; arg = interface
+    Claim,         // libusb_claim_interface; arg = interface
+    Release,       // libusb_release_interface; arg = interface
+    SetConfig,     // libusb_set_configuration; arg = configuration
+    SetAlt,        // libusb_set_interface_alt_setting; arg = interface, arg2 = alt
+    ClearHalt,     // libusb_clear_halt; arg = endpoint
+    Reset,         // libusb_reset_device
+    AllocStreams,  // libusb_alloc_streams; arg = streams, arg2 = endpoints
+    FreeStreams,   // libusb_free_streams; arg = endpoints
+    Submit,        // libusb_submit_transfer; see UsbCallPayload
+    Cancel,        // libusb_cancel_transfer; arg = endpoint, arg2 = submission number
+};
+inline constexpr std::size_t kUsbCallCount = 17;  // codes 0..16, 0 unused
+
+// QEMU's limits when it reads these records back.
+inline constexpr std::size_t kUsbMaxConfigs = 8;           // RR_MAX_CONFIGS
+inline constexpr std::uint32_t kUsbMaxIsoPackets = 0x10000;  // rr_event_load()
 
 // InputEventKind / KeyValueKind (qapi/ui.json); other enums of the input
 // payload (QKeyCode, InputButton, InputAxis, InputMultiTouchType) stay raw.
@@ -174,12 +212,66 @@ struct ClockPayload {
     std::int64_t value = 0;
 };
 
+// ---- usb-host passthrough (hw/usb/host-libusb-replay.c) ----
+// `device` is the usb-host device's index in QEMU's creation order.
+
+// EVENT_USB_ASYNC OPEN (rr_snapshot_save()): the device as libusb saw it
+// before opening it, so that the replay can describe it without the host.
+struct UsbOpenPayload {
+    std::uint8_t device = 0;
+    std::uint8_t bus = 0;
+    std::uint8_t address = 0;
+    std::uint8_t speed = 0;  // enum libusb_speed
+    std::vector<std::uint8_t> ports;
+    std::vector<std::uint8_t> device_descriptor;  // 18 bytes, USB layout
+    std::vector<std::vector<std::uint8_t>> configs;  // raw configuration descriptors
+};
+
+// EVENT_USB_ASYNC CLOSE: the device left (unplugged, or gone at a scan).
+struct UsbClosePayload {
+    std::uint8_t device = 0;
+};
+
+struct UsbIsoPacket {
+    std::int32_t status = 0;  // enum libusb_transfer_status
+    std::uint32_t actual_length = 0;
+};
+
+// EVENT_USB_ASYNC COMPLETE: a transfer completed.
+struct UsbCompletePayload {
+    std::uint8_t device = 0;
+    std::uint8_t endpoint = 0;  // address; 0 for control transfers
+    std::uint32_t seq = 0;      // submission number on that endpoint (EVENT_USB SUBMIT's out)
+    std::int32_t status = 0;    // enum libusb_transfer_status
+    std::uint32_t actual_length = 0;
+    std::vector<std::uint8_t> data;     // IN data; empty for OUT transfers
+    std::vector<UsbIsoPacket> packets;  // isochronous transfers only
+};
+
+// EVENT_USB: the result of one synchronous libusb call (rr_sync_save()).
+// For Submit: arg = endpoint | transfer type << 8 (enum
+// libusb_transfer_type), arg2 = length (control: with the setup packet),
+// out = the transfer's submission number on its endpoint.
+struct UsbCallPayload {
+    UsbCall call = UsbCall::Open;
+    std::uint8_t device = 0;
+    std::uint32_t arg = 0;
+    std::uint32_t arg2 = 0;
+    std::int32_t rc = 0;  // libusb's return value
+    std::uint32_t out = 0;
+    std::vector<std::uint8_t> data;  // String: the string with its NUL
+
+    [[nodiscard]] std::uint8_t submit_endpoint() const { return static_cast<std::uint8_t>(arg); }
+    [[nodiscard]] std::uint8_t submit_transfer_type() const { return static_cast<std::uint8_t>(arg >> 8); }
+};
+
 // std::monostate: events without a payload (interrupt, exception, input sync,
 // shutdown, checkpoint, end).
 using EventPayload =
     std::variant<std::monostate, InstructionPayload, AsyncIdPayload, InputPayload, CharReadPayload,
                  NetPayload, CharWritePayload, CharReadAllPayload, CharReadAllErrorPayload, AudioOutPayload,
-                 AudioInPayload, RandomPayload, ClockPayload>;
+                 AudioInPayload, RandomPayload, ClockPayload, UsbOpenPayload, UsbClosePayload,
+                 UsbCompletePayload, UsbCallPayload>;
 
 struct ReplayEvent {
     std::uint64_t offset = 0;  // file offset of the code byte
@@ -197,6 +289,11 @@ struct ReplayEvent {
     [[nodiscard]] std::optional<ClockKind> clock_kind() const;
     [[nodiscard]] std::optional<Checkpoint> checkpoint() const;
     [[nodiscard]] std::optional<ShutdownCause> shutdown_cause() const;
+    // USB sub-kinds, from the payload; nullopt for other events.
+    [[nodiscard]] std::optional<UsbAsyncKind> usb_async_kind() const;
+    [[nodiscard]] std::optional<UsbCall> usb_call() const;
+    // Index of the usb-host device a USB event is about.
+    [[nodiscard]] std::optional<std::uint8_t> usb_device() const;
 };
 
 // ---- names ----
@@ -212,6 +309,14 @@ std::string_view async_kind_name(AsyncKind kind);
 std::string_view clock_kind_name(ClockKind kind);
 std::string_view checkpoint_name(Checkpoint checkpoint);
 std::string shutdown_cause_name(ShutdownCause cause);
+// "OPEN", "CLOSE", "COMPLETE"; "SUBMIT", "ACTIVE_CONFIG", ... (the RR_EV_*
+// and RRCall names of hw/usb/host-libusb-replay.c without their prefix).
+std::string_view usb_async_kind_name(UsbAsyncKind kind);
+std::string_view usb_call_name(UsbCall call);
+// Name of one event: event_code_name(), plus for USB events the sub-kind
+// and device, which are in the payload: "EVENT_USB_ASYNC (OPEN dev 0)",
+// "EVENT_USB (SUBMIT dev 1)".
+std::string event_name(const ReplayEvent& event);
 // Human-readable "key=value ..." rendering of an event's decoded fields.
 std::string describe_fields(const ReplayEvent& event);
 
@@ -316,11 +421,24 @@ struct LogSummary {
     // payloads (serial/console input) plus EVENT_CHAR_READ_ALL payloads.
     std::uint64_t char_read_bytes = 0;
     std::uint64_t net_bytes = 0;  // ASYNC_EVENT_NET packet bytes
+    // usb-host: IN data of completed transfers (EVENT_USB_ASYNC COMPLETE),
+    // the bytes the log holds for the devices' answers; and the log bytes
+    // taken by USB events altogether (codes, descriptors, calls included).
+    std::uint64_t usb_in_bytes = 0;
+    std::uint64_t usb_event_bytes = 0;
+    std::array<std::uint64_t, kUsbAsyncKindCount> usb_async_counts{};  // indexed by UsbAsyncKind
+    std::array<std::uint64_t, kUsbCallCount> usb_call_counts{};         // indexed by UsbCall
     bool has_end_event = false;
     std::optional<Truncation> truncation;  // only with tolerate_truncated_tail
 
     [[nodiscard]] std::uint64_t count(EventKind kind) const {
         return kind_counts[static_cast<std::size_t>(kind)];
+    }
+    [[nodiscard]] std::uint64_t count(UsbAsyncKind kind) const {
+        return usb_async_counts[static_cast<std::size_t>(kind)];
+    }
+    [[nodiscard]] std::uint64_t count(UsbCall call) const {
+        return usb_call_counts[static_cast<std::size_t>(call)];
     }
 };
 

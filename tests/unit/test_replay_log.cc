@@ -1,6 +1,6 @@
 // Unit tests for rewind::ReplayLogReader, using logs built in memory by a
 // writer that mirrors QEMU's replay_put_* functions and the record-side
-// callers that use them.
+// callers that use them (QEMU Rewind's usb-host records included).
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 
@@ -173,10 +173,69 @@ public:
     // replay_finish()
     void end() { put_event(code::kEnd); }
 
+    // usb-host passthrough, hw/usb/host-libusb-replay.c through
+    // replay/replay-usb.c. rr_event_save(), OPEN (with rr_snapshot_save()):
+    void usb_open(std::uint8_t device, std::uint8_t bus, std::uint8_t address, std::uint8_t speed,
+                  std::span<const std::uint8_t> ports, std::span<const std::uint8_t> device_descriptor,
+                  const std::vector<Bytes>& configs) {
+        usb_async_header(UsbAsyncKind::Open, device);
+        put_byte(bus);
+        put_byte(address);
+        put_byte(speed);
+        put_array(ports);
+        put_array(device_descriptor);
+        put_byte(static_cast<std::uint8_t>(configs.size()));
+        for (const auto& config : configs) {
+            put_array(config);
+        }
+    }
+    void usb_close(std::uint8_t device) { usb_async_header(UsbAsyncKind::Close, device); }
+    void usb_complete(std::uint8_t device, std::uint8_t endpoint, std::uint32_t seq, std::int32_t status,
+                      std::uint32_t actual_length, std::span<const std::uint8_t> in_data,
+                      std::span<const UsbIsoPacket> packets = {}) {
+        usb_async_header(UsbAsyncKind::Complete, device);
+        put_byte(endpoint);
+        put_dword(seq);
+        put_dword(static_cast<std::uint32_t>(status));
+        put_dword(actual_length);
+        put_array(in_data);
+        put_dword(static_cast<std::uint32_t>(packets.size()));
+        for (const auto& packet : packets) {
+            put_dword(static_cast<std::uint32_t>(packet.status));
+            put_dword(packet.actual_length);
+        }
+    }
+    // rr_sync_save() (after replay_usb_sync_save_begin()); `string` only for String.
+    void usb_call(UsbCall call, std::uint8_t device, std::uint32_t arg, std::uint32_t arg2, std::int32_t rc,
+                  std::uint32_t out, std::span<const std::uint8_t> string = {}) {
+        put_event(code::kUsb);
+        put_byte(static_cast<std::uint8_t>(call));
+        put_byte(device);
+        put_dword(arg);
+        put_dword(arg2);
+        put_dword(static_cast<std::uint32_t>(rc));
+        put_dword(out);
+        if (call == UsbCall::String) {
+            put_array(string);
+        }
+    }
+    // usb_host_rr_submit_transfer(): arg packs the endpoint and transfer type.
+    void usb_submit(std::uint8_t device, std::uint8_t endpoint, std::uint8_t type, std::uint32_t length,
+                    std::int32_t rc, std::uint32_t seq) {
+        usb_call(UsbCall::Submit, device, endpoint | static_cast<std::uint32_t>(type) << 8, length, rc, seq);
+    }
+
     [[nodiscard]] const Bytes& bytes() const { return bytes_; }
     [[nodiscard]] std::size_t size() const { return bytes_.size(); }
 
 private:
+    // replay_save_event() for REPLAY_ASYNC_EVENT_USB, then rr_event_save().
+    void usb_async_header(UsbAsyncKind kind, std::uint8_t device) {
+        put_event(code::kUsbAsync);
+        put_byte(static_cast<std::uint8_t>(kind));
+        put_byte(device);
+    }
+
     Bytes bytes_;
 };
 
@@ -245,6 +304,15 @@ std::vector<Sample> one_of_each_event() {
     add("EVENT_RANDOM", [&](LogWriter& w) { w.random(0, payload); });
     add("EVENT_CLOCK (CLOCK_HOST)", [](LogWriter& w) { w.save_clock(ClockKind::Host, 1); });
     add("EVENT_CLOCK (CLOCK_VIRTUAL_RT)", [](LogWriter& w) { w.save_clock(ClockKind::VirtualRt, 1); });
+    // USB events name their sub-kind once it is read: every cut starts with the kind.
+    add("EVENT_USB_ASYNC", [&](LogWriter& w) { w.usb_open(0, 1, 2, 3, payload, Bytes(18, 1), {payload}); });
+    add("EVENT_USB_ASYNC", [](LogWriter& w) { w.usb_close(1); });
+    add("EVENT_USB_ASYNC", [&](LogWriter& w) {
+        const std::vector<UsbIsoPacket> packets = {{0, 3}};
+        w.usb_complete(0, 0x81, 4, 0, 3, payload, packets);
+    });
+    add("EVENT_USB", [](LogWriter& w) { w.usb_submit(0, 0x02, 3, 31, 0, 7); });
+    add("EVENT_USB", [&](LogWriter& w) { w.usb_call(UsbCall::String, 0, 2, 32, 3, 0, payload); });
     return samples;
 }
 
@@ -342,7 +410,12 @@ TEST_CASE("code ranges match enum ReplayEvents of QEMU 10.0", "[codes]") {
     CHECK(event_code_name(37) == "CHECKPOINT_INIT");
     CHECK(event_code_name(38) == "CHECKPOINT_RESET");
     CHECK(event_code_name(39) == "EVENT_END");
-    CHECK(event_code_name(40) == "UNKNOWN_EVENT_40");
+    // QEMU Rewind's usb-host records follow EVENT_END.
+    CHECK(event_code_name(40) == "EVENT_USB_ASYNC");
+    CHECK(event_code_name(41) == "EVENT_USB");
+    CHECK(event_kind_of(40) == EventKind::UsbAsync);
+    CHECK(event_kind_of(41) == EventKind::Usb);
+    CHECK(event_code_name(42) == "UNKNOWN_EVENT_42");
     for (int c = 0; c < code::kCount; ++c) {
         CAPTURE(c);
         CHECK(event_kind_of(static_cast<std::uint8_t>(c)).has_value());
@@ -613,6 +686,311 @@ TEST_CASE("EVENT_RANDOM carries the result and the bytes", "[decode]") {
 }
 
 // ---------------------------------------------------------------------------
+// usb-host passthrough records (QEMU Rewind)
+
+namespace {
+
+// A USB 2.0 device descriptor: VID 0x1209, PID 0x0001, one configuration.
+Bytes device_descriptor() {
+    return {18, 1, 0x00, 0x02, 0, 0, 0, 64, 0x09, 0x12, 0x01, 0x00, 0x00, 0x01, 1, 2, 3, 1};
+}
+
+}  // namespace
+
+TEST_CASE("EVENT_USB_ASYNC OPEN carries the device snapshot", "[decode][usb-records]") {
+    LogWriter log;
+    const Bytes ports = {1, 4};
+    const Bytes config_a(32, 0x11);
+    const Bytes config_b(9, 0x22);
+    log.usb_open(1, 3, 7, 3, ports, device_descriptor(), {config_a, config_b});
+    const auto event = read_single(log);
+    CHECK(event.code == 40);
+    CHECK(event.kind == EventKind::UsbAsync);
+    CHECK(event.usb_async_kind() == UsbAsyncKind::Open);
+    CHECK(event.usb_device() == 1);
+    CHECK_FALSE(event.usb_call().has_value());
+    const auto& open = std::get<UsbOpenPayload>(event.payload);
+    CHECK(open.device == 1);
+    CHECK(open.bus == 3);
+    CHECK(open.address == 7);
+    CHECK(open.speed == 3);
+    CHECK(open.ports == ports);
+    CHECK(open.device_descriptor == device_descriptor());
+    REQUIRE(open.configs.size() == 2);
+    CHECK(open.configs[0] == config_a);
+    CHECK(open.configs[1] == config_b);
+    CHECK(event.size == 1 + 2 + 3 + (4 + 2) + (4 + 18) + 1 + (4 + 32) + (4 + 9));
+    CHECK(event_name(event) == "EVENT_USB_ASYNC (OPEN dev 1)");
+    CHECK(describe_fields(event) == "bus=3 addr=7 ports=1.4 speed=high id=1209:0001 configs=2");
+}
+
+TEST_CASE("EVENT_USB_ASYNC CLOSE and COMPLETE", "[decode][usb-records]") {
+    LogWriter log;
+    const Bytes in = {0x55, 0x53, 0x42, 0x53, 1, 0, 0, 0, 0, 0, 0, 0, 0};  // a CSW
+    const std::vector<UsbIsoPacket> packets = {{0, 200}, {-1, 0}, {0, 17}};
+    log.usb_close(2);
+    log.usb_complete(0, 0x81, 41, 0, 13, in);
+    log.usb_complete(0, 0x02, 7, 4, 0, {});  // OUT transfer that stalled: no data
+    log.usb_complete(1, 0x83, 0xfffffffe, 0, 217, Bytes(217, 0xab), packets);
+    const auto events = read_all(log.bytes());
+    REQUIRE(events.size() == 4);
+
+    CHECK(events[0].usb_async_kind() == UsbAsyncKind::Close);
+    CHECK(std::get<UsbClosePayload>(events[0].payload).device == 2);
+    CHECK(events[0].size == 3);
+    CHECK(event_name(events[0]) == "EVENT_USB_ASYNC (CLOSE dev 2)");
+    CHECK(describe_fields(events[0]).empty());
+
+    const auto& csw = std::get<UsbCompletePayload>(events[1].payload);
+    CHECK(csw.device == 0);
+    CHECK(csw.endpoint == 0x81);
+    CHECK(csw.seq == 41);
+    CHECK(csw.status == 0);
+    CHECK(csw.actual_length == 13);
+    CHECK(csw.data == in);
+    CHECK(csw.packets.empty());
+    CHECK(events[1].size == 1 + 2 + 1 + 4 + 4 + 4 + (4 + 13) + 4);
+    CHECK(event_name(events[1]) == "EVENT_USB_ASYNC (COMPLETE dev 0)");
+    CHECK(describe_fields(events[1]) == "ep=0x81 seq=41 status=COMPLETED len=13 in=13");
+
+    const auto& stall = std::get<UsbCompletePayload>(events[2].payload);
+    CHECK(stall.status == 4);
+    CHECK(stall.data.empty());
+    CHECK(describe_fields(events[2]) == "ep=0x02 seq=7 status=STALL len=0 in=0");
+
+    const auto& iso = std::get<UsbCompletePayload>(events[3].payload);
+    CHECK(iso.device == 1);
+    CHECK(iso.seq == 0xfffffffe);
+    CHECK(iso.data.size() == 217);
+    REQUIRE(iso.packets.size() == 3);
+    CHECK(iso.packets[0].actual_length == 200);
+    CHECK(iso.packets[1].status == -1);
+    CHECK(iso.packets[2].actual_length == 17);
+    CHECK(events[3].size == 1 + 2 + 1 + 4 + 4 + 4 + (4 + 217) + 4 + 3 * 8);
+    CHECK(describe_fields(events[3]) == "ep=0x83 seq=4294967294 status=COMPLETED len=217 in=217 packets=3");
+}
+
+TEST_CASE("EVENT_USB holds one libusb call and its result", "[decode][usb-records]") {
+    LogWriter log;
+    log.usb_call(UsbCall::Open, 0, 0, 0, 0, 0);
+    log.usb_call(UsbCall::ActiveConfig, 0, 0, 0, 0, 1);
+    log.usb_call(UsbCall::String, 0, 2, 32, 5, 0, text_bytes(std::string_view("Disk\0", 5)));
+    log.usb_call(UsbCall::Claim, 0, 1, 0, -6, 0);
+    log.usb_call(UsbCall::SetAlt, 0, 1, 2, 0, 0);
+    log.usb_submit(0, 0x81, 2, 512, 0, 9);
+    log.usb_submit(0, 0x00, 0, 8 + 18, -4, 3);
+    log.usb_call(UsbCall::Cancel, 3, 0x81, 9, 0, 0);
+    log.usb_call(UsbCall::ClearHalt, 0, 0x02, 0, 0, 0);
+    const auto events = read_all(log.bytes());
+    REQUIRE(events.size() == 9);
+    for (const auto& event : events) {
+        CHECK(event.code == 41);
+        CHECK(event.kind == EventKind::Usb);
+        CHECK_FALSE(event.usb_async_kind().has_value());
+    }
+
+    CHECK(events[0].usb_call() == UsbCall::Open);
+    CHECK(events[0].size == 1 + 2 + 4 * 4);
+    CHECK(event_name(events[0]) == "EVENT_USB (OPEN dev 0)");
+    CHECK(describe_fields(events[0]) == "rc=0");
+
+    CHECK(std::get<UsbCallPayload>(events[1].payload).out == 1);
+    CHECK(describe_fields(events[1]) == "rc=0 config=1");
+
+    const auto& string = std::get<UsbCallPayload>(events[2].payload);
+    CHECK(string.call == UsbCall::String);
+    CHECK(string.arg == 2);
+    CHECK(string.arg2 == 32);
+    CHECK(string.rc == 5);
+    CHECK(string.data == text_bytes(std::string_view("Disk\0", 5)));
+    CHECK(events[2].size == 1 + 2 + 4 * 4 + 4 + 5);
+    CHECK(describe_fields(events[2]) == "index=2 size=32 rc=5 data=\"Disk\\x00\"");
+
+    CHECK(std::get<UsbCallPayload>(events[3].payload).rc == -6);
+    CHECK(describe_fields(events[3]) == "interface=1 rc=-6 (BUSY)");
+    CHECK(describe_fields(events[4]) == "interface=1 alt=2 rc=0");
+
+    const auto& submit = std::get<UsbCallPayload>(events[5].payload);
+    CHECK(submit.call == UsbCall::Submit);
+    CHECK(submit.submit_endpoint() == 0x81);
+    CHECK(submit.submit_transfer_type() == 2);
+    CHECK(submit.arg2 == 512);
+    CHECK(submit.out == 9);
+    CHECK(event_name(events[5]) == "EVENT_USB (SUBMIT dev 0)");
+    CHECK(describe_fields(events[5]) == "ep=0x81 type=bulk len=512 rc=0 seq=9");
+    CHECK(describe_fields(events[6]) == "ep=0x00 type=control len=26 rc=-4 (NO_DEVICE) seq=3");
+
+    CHECK(event_name(events[7]) == "EVENT_USB (CANCEL dev 3)");
+    CHECK(describe_fields(events[7]) == "ep=0x81 seq=9 rc=0");
+    CHECK(describe_fields(events[8]) == "ep=0x02 rc=0");
+}
+
+TEST_CASE("usb-host sub-kind names", "[codes][usb-records]") {
+    CHECK(usb_async_kind_name(UsbAsyncKind::Open) == "OPEN");
+    CHECK(usb_async_kind_name(UsbAsyncKind::Close) == "CLOSE");
+    CHECK(usb_async_kind_name(UsbAsyncKind::Complete) == "COMPLETE");
+    CHECK(usb_call_name(UsbCall::Open) == "OPEN");
+    CHECK(usb_call_name(UsbCall::DriverActive) == "DRIVER_ACTIVE");
+    CHECK(usb_call_name(UsbCall::FreeStreams) == "FREE_STREAMS");
+    CHECK(usb_call_name(UsbCall::Submit) == "SUBMIT");
+    CHECK(usb_call_name(UsbCall::Cancel) == "CANCEL");
+    CHECK(static_cast<int>(UsbCall::Cancel) == 16);
+    CHECK(event_kind_name(EventKind::UsbAsync) == "EVENT_USB_ASYNC");
+    CHECK(event_kind_name(EventKind::Usb) == "EVENT_USB");
+}
+
+TEST_CASE("usb-host records QEMU could not have written are invalid", "[decode][usb-records][errors]") {
+    SECTION("EVENT_USB_ASYNC kind") {
+        for (const std::uint8_t kind : {std::uint8_t{0}, std::uint8_t{4}, std::uint8_t{0xff}}) {
+            CAPTURE(int{kind});
+            LogWriter log;
+            log.put_event(code::kUsbAsync);
+            log.put_byte(kind);
+            log.put_byte(0);
+            const auto error = expect_error(log.bytes());
+            CHECK(error.kind() == ErrorKind::InvalidPayload);
+            CHECK(error.offset() == 13);
+            CHECK_THAT(error.what(), StartsWith("invalid EVENT_USB_ASYNC at offset 12: usb-host event kind " +
+                                                std::to_string(kind)));
+        }
+    }
+    SECTION("EVENT_USB call") {
+        for (const std::uint8_t call : {std::uint8_t{0}, std::uint8_t{17}}) {
+            CAPTURE(int{call});
+            LogWriter log;
+            log.instructions(1);
+            log.put_event(code::kUsb);
+            log.put_byte(call);
+            const auto error = expect_error(log.bytes());
+            CHECK(error.kind() == ErrorKind::InvalidPayload);
+            CHECK(error.offset() == 18);
+            CHECK_THAT(error.what(), ContainsSubstring("usb-host call " + std::to_string(call) + " is not"));
+        }
+    }
+    SECTION("more configuration descriptors than QEMU records") {
+        LogWriter log;
+        log.usb_open(0, 1, 2, 3, {}, device_descriptor(), std::vector<Bytes>(9, Bytes{9, 2}));
+        const auto error = expect_error(log.bytes());
+        CHECK(error.kind() == ErrorKind::InvalidPayload);
+        CHECK(error.offset() == 12 + 1 + 2 + 3 + 4 + 4 + 18);
+        CHECK_THAT(error.what(), StartsWith("invalid EVENT_USB_ASYNC (OPEN dev 0) at offset 12: "
+                                            "9 configuration descriptors, QEMU records at most 8"));
+    }
+    SECTION("more isochronous packets than QEMU accepts") {
+        LogWriter log;
+        log.usb_complete(0, 0x81, 0, 0, 0, {});
+        Bytes bytes = log.bytes();
+        bytes.resize(bytes.size() - 4);  // replace the packet count
+        for (const std::uint8_t b : {0x00, 0x01, 0x00, 0x01}) {
+            bytes.push_back(b);
+        }
+        const auto error = expect_error(bytes);
+        CHECK(error.kind() == ErrorKind::InvalidPayload);
+        CHECK_THAT(error.what(), ContainsSubstring("65537 isochronous packets, QEMU accepts at most 65536"));
+    }
+}
+
+TEST_CASE("truncated usb-host records name the sub-kind and device read so far",
+          "[errors][truncation][usb-records]") {
+    LogWriter log;
+    log.instructions(5);                                   // offset 12
+    log.usb_complete(2, 0x81, 3, 0, 4, Bytes{1, 2, 3, 4});  // offset 17
+    const Bytes full = log.bytes();
+    const auto cut_at = [&full](std::size_t size) {
+        return expect_error(Bytes(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(size)));
+    };
+    CHECK_THAT(cut_at(18).what(),
+               StartsWith("truncated at offset 18 inside EVENT_USB_ASYNC (event at offset 17)"));
+    CHECK_THAT(cut_at(19).what(),
+               StartsWith("truncated at offset 19 inside EVENT_USB_ASYNC (COMPLETE) (event at offset 17)"));
+    for (std::size_t size = 20; size < full.size(); ++size) {
+        CAPTURE(size);
+        const auto error = cut_at(size);
+        CHECK(error.kind() == ErrorKind::Truncated);
+        CHECK(error.offset() == size);
+        CHECK_THAT(error.what(), StartsWith("truncated at offset " + std::to_string(size) +
+                                            " inside EVENT_USB_ASYNC (COMPLETE dev 2) (event at offset 17)"));
+    }
+    // Inside the IN data: the array's length is checked before reading it.
+    CHECK_THAT(cut_at(full.size() - 6).what(),
+               ContainsSubstring("array length 4 at offset " + std::to_string(full.size() - 12) +
+                                 " exceeds the 2 bytes left"));
+
+    LogWriter call;
+    call.usb_submit(1, 0x02, 2, 31, 0, 0);
+    const Bytes call_bytes(call.bytes().begin(), call.bytes().end() - 1);
+    CHECK_THAT(expect_error(call_bytes).what(),
+               StartsWith("truncated at offset 30 inside EVENT_USB (SUBMIT dev 1) (event at offset 12)"));
+}
+
+TEST_CASE("huge usb-host lengths are errors, not allocations", "[errors][usb-records]") {
+    SECTION("IN data length") {
+        LogWriter log;
+        log.put_event(code::kUsbAsync);
+        log.put_byte(static_cast<std::uint8_t>(UsbAsyncKind::Complete));
+        log.put_byte(0);
+        log.put_byte(0x81);
+        log.put_dword(0);
+        log.put_dword(0);
+        log.put_dword(0);
+        log.put_dword(0xffffffff);
+        log.put_qword(0);
+        const auto error = expect_error(log.bytes());
+        CHECK(error.kind() == ErrorKind::Truncated);
+        CHECK_THAT(error.what(), ContainsSubstring("array length 4294967295"));
+    }
+    SECTION("isochronous packet count") {
+        LogWriter log;
+        log.put_event(code::kUsbAsync);
+        log.put_byte(static_cast<std::uint8_t>(UsbAsyncKind::Complete));
+        log.put_byte(0);
+        log.put_byte(0x81);
+        log.put_dword(0);
+        log.put_dword(0);
+        log.put_dword(0);
+        log.put_dword(0);       // no data
+        log.put_dword(0x8000);  // packets
+        log.put_qword(0);       // one packet's worth
+        const auto error = expect_error(log.bytes());
+        CHECK(error.kind() == ErrorKind::Truncated);
+        CHECK_THAT(error.what(),
+                   ContainsSubstring("32768 isochronous packet records of 8 bytes exceed the 8 bytes left"));
+    }
+}
+
+TEST_CASE("summarize tallies usb-host records, IN bytes and log bytes", "[summary][usb-records]") {
+    LogWriter log;
+    log.usb_open(0, 1, 2, 3, Bytes{1}, device_descriptor(), {Bytes(32, 0)});
+    log.usb_call(UsbCall::Open, 0, 0, 0, 0, 0);
+    log.instructions(100);
+    log.usb_submit(0, 0x81, 2, 512, 0, 0);
+    log.usb_submit(0, 0x02, 2, 31, 0, 0);
+    log.usb_complete(0, 0x02, 0, 0, 31, {});
+    log.usb_complete(0, 0x81, 0, 0, 512, Bytes(512, 7));
+    log.usb_close(0);
+    log.end();
+    const auto usb_bytes = log.size() - 12 - 5 - 1;  // all but header, EVENT_INSTRUCTION, EVENT_END
+
+    ReplayLogReader reader(log.bytes());
+    const auto summary = summarize(reader);
+    CHECK(summary.event_count == 9);
+    CHECK(summary.count(EventKind::UsbAsync) == 4);
+    CHECK(summary.count(EventKind::Usb) == 3);
+    CHECK(summary.code_counts[code::kUsbAsync] == 4);
+    CHECK(summary.code_counts[code::kUsb] == 3);
+    CHECK(summary.count(UsbAsyncKind::Open) == 1);
+    CHECK(summary.count(UsbAsyncKind::Close) == 1);
+    CHECK(summary.count(UsbAsyncKind::Complete) == 2);
+    CHECK(summary.count(UsbCall::Open) == 1);
+    CHECK(summary.count(UsbCall::Submit) == 2);
+    CHECK(summary.count(UsbCall::Cancel) == 0);
+    CHECK(summary.usb_in_bytes == 512);
+    CHECK(summary.usb_event_bytes == usb_bytes);
+    CHECK(summary.instructions == 100);
+    CHECK(summary.has_end_event);
+}
+
+// ---------------------------------------------------------------------------
 // Instruction accounting and summary
 
 TEST_CASE("each event knows the icount at which it occurs", "[icount]") {
@@ -758,7 +1136,7 @@ TEST_CASE("tolerate_truncated_tail stops at the cut and reports it", "[truncatio
 }
 
 TEST_CASE("unknown event codes are rejected with their offset", "[errors]") {
-    for (const std::uint8_t bad : {std::uint8_t{40}, std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
+    for (const std::uint8_t bad : {std::uint8_t{42}, std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
         CAPTURE(int{bad});
         LogWriter log;
         log.instructions(3);
@@ -831,7 +1209,7 @@ TEST_CASE("random garbage after a valid header never crashes", "[errors][fuzz]")
         for (int i = 0; i < extra; ++i) {
             // Bias towards valid codes and small numbers so decoding gets deep.
             const int b = byte(rng);
-            bytes.push_back(static_cast<std::uint8_t>(b < 128 ? b % 41 : b));
+            bytes.push_back(static_cast<std::uint8_t>(b < 128 ? b % (code::kCount + 1) : b));
         }
         try {
             ReplayLogReader reader(bytes);
