@@ -1,12 +1,14 @@
 // make bench: QEMU Rewind against the unpatched vanilla build of the same
-// base, on scenario (a), measured in the same run, runs interleaved so
-// that machine noise hits both alike. Prints one table of medians, ratios
-// and targets, and writes build/bench/results.json:
+// base, on scenario (a) and on USB mass storage passed through usb-host,
+// measured in the same run, runs interleaved so that machine noise hits
+// both alike. Prints one table of medians, ratios and targets, and writes
+// build/bench/results.json:
 //   {"metrics": {NAME: {"ours": x, "vanilla": y, "unit": "s"|...}}, ...}
 // docs/benchmarks.rst says what each metric measures.
 #include "gdb_session.hh"
 #include "process.hh"
 #include "qemu.hh"
+#include "replay_log.hh"
 #include "scenarios.hh"
 #include "symbols.hh"
 #include "util.hh"
@@ -50,6 +52,8 @@ struct Options {
     bool full_vanilla = false;
     // --runs-only: the plain/icount/record/replay runs, no debugging.
     bool runs_only = false;
+    // --usb-only: only the USB mass-storage runs.
+    bool usb_only = false;
 };
 
 // --kernel FILE: the guest kernel instead of images/vmlinux, e.g. the
@@ -109,6 +113,9 @@ const std::vector<std::string> kOrder = {
     "persisted_checkpoints", "seek_90pct_s", "seek_90pct_nopersist_s",
     "reverse_stepi_end_s", "reverse_stepi_20_s", "reverse_stepi_p95_s",
     "reverse_continue_1e9_s", "forward_1e9_s", "reverse_continue_distance",
+    "usb_plain_s", "usb_norecord_s", "usb_record_s", "usb_record_vs_norecord",
+    "usb_norecord_guest_s", "usb_record_guest_s", "usb_log_bytes",
+    "usb_log_usb_fraction", "usb_log_bytes_per_guest_s",
 };
 
 double median(std::vector<double> v)
@@ -283,9 +290,9 @@ private:
     std::vector<std::string> order_;
 };
 
-QemuConfig config_for(const Build &b, RrMode mode, const std::string &log)
+QemuConfig config_for(const Build &b, RrMode mode, const std::string &log,
+                      const Scenario &s = {"boot", "", {}})
 {
-    Scenario s{"boot", "", {}};
     QemuConfig c = make_config(s, mode, log);
     c.binary = b.qemu;
     c.firmware_dirs = b.firmware_dirs;
@@ -512,6 +519,146 @@ void measure_persisted_seek(const Build &b, const std::string &dir,
     double s = qmp_seek(q, target, scaled(600s));
     res.add("seek_90pct_s", "s", b.name, s);
     q.quit();
+}
+
+// ---- USB mass storage ----
+// The usb-storage guest scenario reads one file from a USB drive that
+// rewind-usbdev (tests/usbdev) serves to -device usb-host, as in
+// tests/functional/test_usb.cc. Vanilla's usb-host runs it too, but cannot
+// record it for replay: vanilla has the runs without recording only.
+
+// The file the guest reads (md5sum): large enough that USB data dominates
+// the recording's log.
+constexpr std::size_t kUsbFileBytes = 8 << 20;
+const char *const kUsbSerial = "BENCH";
+
+struct UsbDrive {
+    std::string image;
+    std::string md5;   // of the file
+};
+
+std::string mke2fs_binary()
+{
+    for (const char *p : {"/usr/sbin/mke2fs", "/sbin/mke2fs"}) {
+        if (file_exists(p)) {
+            return p;
+        }
+    }
+    return "mke2fs";
+}
+
+// dir/usb.img: an ext2 file system holding /rewind-data, kUsbFileBytes of
+// random bytes. mke2fs -d fills it from a folder, without root or mount.
+UsbDrive make_usb_drive(const std::string &dir)
+{
+    std::string files = dir + "/usb-files";
+    std::filesystem::create_directories(files);
+    std::string content = random_bytes(kUsbFileBytes);
+    write_file(files + "/rewind-data", content);
+    UsbDrive d{dir + "/usb.img", md5_hex(content)};
+    // Room for the file's indirect blocks and the file system's own.
+    std::string size = std::to_string((kUsbFileBytes >> 20) + 4) + "M";
+    CommandResult r = run_command({mke2fs_binary(), "-q", "-t", "ext2", "-d", files,
+                                   "-L", "rewind", d.image, size},
+                                  60s);
+    if (!r.status.exited || r.status.code != 0) {
+        throw std::runtime_error("mke2fs " + d.image + " failed:\n" + r.output);
+    }
+    std::filesystem::remove_all(files);
+    return d;
+}
+
+// rewind.uptime=1: the guest prints its /proc/uptime last ("USB-UPTIME").
+QemuConfig usb_config(const Build &b, RrMode mode, const std::string &log,
+                      const UsbDrive &drive)
+{
+    Scenario s{"usb-storage", "rewind.disks=1 rewind.uptime=1",
+               {"-device", "qemu-xhci", "-device", "usb-host,hostbus=1,hostaddr=2"}};
+    QemuConfig c = config_for(b, mode, log, s);
+    c.wrapper = {usbdev_binary(), "--device",
+                 "storage:image=" + drive.image + ",serial=" + kUsbSerial, "--"};
+    return c;
+}
+
+struct UsbRun {
+    double seconds = 0;   // wall time, QEMU's start to the guest's power-off
+    double guest_s = 0;   // the guest's uptime at the end
+};
+
+// One run to the power-off, checked to have read the right data.
+UsbRun run_usb(const Build &b, RrMode mode, const std::string &dir,
+               const std::string &log, const UsbDrive &drive)
+{
+    std::filesystem::create_directories(dir);
+    RunResult r = run_to_poweroff(usb_config(b, mode, log, drive), dir, 900s);
+    std::string want = std::string("USB-MD5 ") + kUsbSerial + " " + drive.md5;
+    if (r.serial.find("REWIND-FAIL") != std::string::npos ||
+        r.serial.find(want) == std::string::npos) {
+        throw std::runtime_error("the guest did not read the USB drive's file (no '" +
+                                 want + "')\n" + r.diagnostics);
+    }
+    static const std::regex uptime_re(R"(USB-UPTIME ([0-9.]+))");
+    std::smatch m;
+    if (!std::regex_search(r.serial, m, uptime_re)) {
+        throw std::runtime_error("no USB-UPTIME line from the guest\n" + r.diagnostics);
+    }
+    return {r.seconds, std::stod(m[1])};
+}
+
+// One run of each kind, builds interleaved per kind: without icount,
+// -icount shift=auto without recording (both builds), and recording (ours).
+void measure_usb(const std::vector<Build> &builds, const std::string &dir,
+                 const UsbDrive &drive, int run, Results &res)
+{
+    std::optional<double> norecord_s, record_s;
+    for (RrMode mode : {RrMode::None, RrMode::Icount, RrMode::Record}) {
+        for (const Build &b : builds) {
+            if (mode == RrMode::Record && !b.ours()) {
+                continue;
+            }
+            std::string what = b.name + " run " + std::to_string(run + 1) + ": usb " +
+                               (mode == RrMode::None ? "plain"
+                                : mode == RrMode::Icount ? "norecord" : "record");
+            std::string log = dir + "/" + b.name + "/usb-log.bin";
+            progress(what);
+            try {
+                UsbRun r = run_usb(b, mode, dir + "/" + b.name + "/usb-" + to_string(mode),
+                                   log, drive);
+                if (mode == RrMode::None) {
+                    res.add("usb_plain_s", "s", b.name, r.seconds);
+                    continue;
+                }
+                if (mode == RrMode::Icount) {
+                    res.add("usb_norecord_s", "s", b.name, r.seconds);
+                    res.add("usb_norecord_guest_s", "s", b.name, r.guest_s);
+                    if (b.ours()) {
+                        norecord_s = r.seconds;
+                    }
+                    continue;
+                }
+                // Our reader: how much of the log the USB records take.
+                qemu_rewind::LogSummary sum = qemu_rewind::summarize(log);
+                if (!sum.has_end_event || sum.count(qemu_rewind::UsbAsyncKind::Complete) == 0) {
+                    throw std::runtime_error("the log " + log + " is unfinished or has no "
+                                             "USB transfers");
+                }
+                auto bytes = static_cast<double>(sum.bytes);
+                record_s = r.seconds;
+                res.add("usb_record_s", "s", b.name, r.seconds);
+                res.add("usb_record_guest_s", "s", b.name, r.guest_s);
+                res.add("usb_log_bytes", "bytes", b.name, bytes);
+                res.add("usb_log_usb_fraction", "fraction", b.name,
+                        static_cast<double>(sum.usb_event_bytes) / bytes);
+                res.add("usb_log_bytes_per_guest_s", "bytes/s", b.name, bytes / r.guest_s);
+            } catch (const std::exception &e) {
+                progress(what + " failed: " + e.what());
+                res.fail(what + " failed: " + e.what());
+            }
+        }
+    }
+    if (norecord_s && record_s) {
+        res.add("usb_record_vs_norecord", "x", "ours", *record_s / *norecord_s);
+    }
 }
 
 void reverse_session(const Build &b, const Options &opt, QemuInstance &q,
@@ -758,11 +905,14 @@ void measure_debugging(const Build &b, const Options &opt, const std::string &di
 int usage()
 {
     std::cerr << "usage: rewind-bench [--runs N] [--out FILE] [--full-vanilla]\n"
-                 "                    [--runs-only] [--kernel FILE]\n"
-                 "Compares build/qemu with build/vanilla on the boot scenario.\n"
+                 "                    [--runs-only] [--usb-only] [--kernel FILE]\n"
+                 "Compares build/qemu with build/vanilla on the boot scenario\n"
+                 "and on USB mass storage (usb-host, usb-storage scenario).\n"
                  "--full-vanilla: vanilla on the random points and the 20\n"
                  "  consecutive reverse-stepi too (adds many minutes).\n"
-                 "--runs-only: only the plain, icount, record and replay runs.\n"
+                 "--runs-only: only the plain, icount, record and replay runs\n"
+                 "  (boot and USB), no debugging.\n"
+                 "--usb-only: only the USB mass-storage runs.\n"
                  "--kernel FILE: boot FILE instead of images/vmlinux (e.g.\n"
                  "  images/vmlinuz: about 3x the guest instructions).\n"
                  "Environment: REWIND_QEMU, REWIND_VANILLA_QEMU, REWIND_IMAGES, ...\n";
@@ -784,6 +934,8 @@ int main(int argc, char **argv)
             opt.full_vanilla = true;
         } else if (a == "--runs-only") {
             opt.runs_only = true;
+        } else if (a == "--usb-only") {
+            opt.usb_only = true;
         } else if (a == "--kernel" && i + 1 < argc) {
             g_kernel = argv[++i];
         } else {
@@ -808,9 +960,15 @@ int main(int argc, char **argv)
         Results res;
         TempDir tmp("bench");
         auto t0 = Clock::now();
+        // One drive for every run: the same data for both builds.
+        UsbDrive drive = make_usb_drive(tmp.path());
         for (int run = 0; run < opt.runs; ++run) {
             progress("run " + std::to_string(run + 1) + "/" + std::to_string(opt.runs));
             std::string dir = tmp.path() + "/run" + std::to_string(run);
+            measure_usb(builds, dir, drive, run, res);
+            if (opt.usb_only) {
+                continue;
+            }
             std::map<std::string, Logs> logs;
             measure_runs(builds, dir, res, logs);
             if (opt.runs_only) {
@@ -838,15 +996,20 @@ int main(int argc, char **argv)
         json j = res.to_json();
         j["runs_per_metric"] = opt.runs;
         j["scenario"] = "boot";
+        j["usb_scenario"] = "usb-storage";
+        j["usb_file_bytes"] = kUsbFileBytes;
+        j["parts"] = opt.usb_only ? "usb" : opt.runs_only ? "runs" : "all";
         j["kernel"] = g_kernel.empty() ? images_dir() + "/vmlinux" : g_kernel;
         j["persist_period_s"] = kPersistPeriod;
         j["random_points"] = {{"ours", kRandomPoints},
                               {"vanilla", opt.full_vanilla ? kRandomPoints : 0}};
         j["bench_minutes"] = minutes;
         write_file(opt.out, j.dump(2) + "\n");
-        std::cout << "\nQEMU Rewind vs vanilla, scenario (a) 'boot', medians of "
-                  << opt.runs << " runs (" << static_cast<int>(minutes + 0.5)
-                  << " min)\n\n";
+        std::cout << "\nQEMU Rewind vs vanilla, "
+                  << (opt.usb_only ? "" : "scenario (a) 'boot' and ")
+                  << "USB mass storage ('usb-storage', a " << (kUsbFileBytes >> 20)
+                  << " MiB file), medians of " << opt.runs << " runs ("
+                  << static_cast<int>(minutes + 0.5) << " min)\n\n";
         res.print_table(std::cout);
         for (const auto &f : res.failures()) {
             std::cout << "failed: " << f.substr(0, 300) << "\n";

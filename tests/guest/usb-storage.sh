@@ -15,12 +15,18 @@
 #   rewind.unplug=1: then prints "USB-WAIT-UNPLUG" and keeps reading the
 #   disks (every 0.1 s, up to ~60 s) until every disk is gone (the host
 #   unplugs them: SIGUSR1 to rewind-usbdev), then prints "USB-UNPLUGGED".
+#   rewind.uptime=1 (for the benchmarks): last, prints "USB-UPTIME <s>",
+#   the guest's /proc/uptime: under -icount its clocks run on QEMU's
+#   virtual clock, so this is the guest time the run took (minus the
+#   firmware's few ms before the kernel). It varies from run to run (a
+#   replay prints what its recording printed).
 #   Then REWIND-DONE.
 # rewind-modules: xhci_pci usb_storage sd_mod crc32c_generic ext4
 # rewind-module-args: usb_storage delay_use=0
 
 disks=$(rewind_arg disks) || disks=1
 unplug=$(rewind_arg unplug) || unplug=0
+uptime=$(rewind_arg uptime) || uptime=0
 
 # The n-th disk (0 = sda) has a block device node.
 disk_name() { echo "sd$(echo abcdefgh | cut -c$(($1 + 1)))"; }
@@ -70,6 +76,11 @@ if [ "$unplug" = 1 ]; then
         sleep 0.1
     done
     echo "USB-UNPLUGGED"
+fi
+
+if [ "$uptime" = 1 ]; then
+    read -r up _ </proc/uptime
+    echo "USB-UPTIME $up"
 fi
 
 rewind_done
