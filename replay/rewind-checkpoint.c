@@ -103,9 +103,17 @@ RewindCheckpoint *rewind_current(void)
  * such a state could put the log past the timer's checkpoint while the
  * device has still to fire, and the replay then waits forever).
  */
+static int checkpoint_holds;
+
+void rewind_hold_checkpoints(int delta)
+{
+    checkpoint_holds += delta;
+    assert(checkpoint_holds >= 0);
+}
+
 bool rewind_quiescent(void)
 {
-    return !replay_has_events() && !rewind_block_busy() &&
+    return !replay_has_events() && !rewind_block_busy() && !checkpoint_holds &&
            qemu_clock_deadline_ns_all(QEMU_CLOCK_VIRTUAL,
                                       QEMU_TIMER_ATTR_ALL) != 0;
 }

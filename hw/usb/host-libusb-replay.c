@@ -738,6 +738,21 @@ static bool rr_xfer_in(struct libusb_transfer *xfer)
     return xfer->endpoint & LIBUSB_ENDPOINT_IN;
 }
 
+/*
+ * usb-host's isochronous rings hold completed data a checkpoint cannot
+ * carry: no checkpoint while an isochronous transfer is in flight.
+ */
+static void rr_set_in_flight(RRXfer *x, bool in_flight)
+{
+    if (x->in_flight == in_flight) {
+        return;
+    }
+    x->in_flight = in_flight;
+    if (x->xfer->type == LIBUSB_TRANSFER_TYPE_ISOCHRONOUS) {
+        rewind_hold_checkpoints(in_flight ? 1 : -1);
+    }
+}
+
 static RRXfer *rr_find_inflight(RRDev *d, uint8_t ep, uint32_t seq)
 {
     RRXfer *x;
@@ -815,7 +830,7 @@ static void rr_run_complete(RRDev *d, RREvent *ev)
         rr_fill_xfer(d, x, ev);
     }
     QTAILQ_REMOVE(&d->inflight, x, next);
-    x->in_flight = false;
+    rr_set_in_flight(x, false);
     x->orig_cb(x->xfer);
 }
 
@@ -873,7 +888,7 @@ static void LIBUSB_CALL rr_complete_cb(struct libusb_transfer *xfer)
     }
     if (rr_quiet) {
         QTAILQ_REMOVE(&x->d->inflight, x, next);
-        x->in_flight = false;
+        rr_set_in_flight(x, false);
         x->orig_cb(xfer);
         return;
     }
@@ -1418,7 +1433,7 @@ static int rr_rebind(RRDev *d, struct libusb_transfer *xfer)
         if (r->ep == ep) {
             x->ep = ep;
             x->seq = r->seq;
-            x->in_flight = true;
+            rr_set_in_flight(x, true);
             x->libusb_owned = false;
             QTAILQ_INSERT_TAIL(&d->inflight, x, next);
             g_array_remove_index(d->rebind, i);
@@ -1458,7 +1473,7 @@ int usb_host_rr_submit_transfer(struct libusb_transfer *xfer)
     if (s.rc == 0) {
         x->ep = ep;
         x->seq = s.out;
-        x->in_flight = true;
+        rr_set_in_flight(x, true);
         x->libusb_owned = rr_record();
         QTAILQ_INSERT_TAIL(&d->inflight, x, next);
     }
@@ -1487,7 +1502,7 @@ void usb_host_rr_free_transfer(struct libusb_transfer *xfer)
     if (x->in_flight) {
         /* its completion, logged or not, is not delivered any more */
         QTAILQ_REMOVE(&x->d->inflight, x, next);
-        x->in_flight = false;
+        rr_set_in_flight(x, false);
     }
     if (x->libusb_owned) {
         x->freed = true;        /* freed when libusb gives it back */
@@ -1559,6 +1574,7 @@ static int rr_vmstate_put(QEMUFile *f, void *pv, size_t size,
     for (i = 0; i < RR_NUM_EPS; i++) {
         qemu_put_be32(f, d->seq[i]);
     }
+    qemu_put_be32(f, d->ops->get_ifs(d->host));
     qemu_put_be32(f, udev->configuration);
     qemu_put_be32(f, udev->ninterfaces);
     for (i = 0; i < USB_MAX_INTERFACES; i++) {
@@ -1598,7 +1614,7 @@ static int rr_vmstate_get(QEMUFile *f, void *pv, size_t size,
     RRSnapshot *s = &d->snap;
     RRXfer *x;
     bool open;
-    uint32_t n;
+    uint32_t n, ifs;
     int i;
 
     if (qemu_get_byte(f) != RR_VMSTATE_VERSION) {
@@ -1610,7 +1626,7 @@ static int rr_vmstate_get(QEMUFile *f, void *pv, size_t size,
     d->ops->drop_requests(d->host);
     while ((x = QTAILQ_FIRST(&d->inflight)) != NULL) {
         QTAILQ_REMOVE(&d->inflight, x, next);
-        x->in_flight = false;
+        rr_set_in_flight(x, false);
     }
     rr_drop_queue(&udev->ep_ctl);
     for (i = 0; i < USB_MAX_ENDPOINTS; i++) {
@@ -1653,6 +1669,7 @@ static int rr_vmstate_get(QEMUFile *f, void *pv, size_t size,
     for (i = 0; i < RR_NUM_EPS; i++) {
         d->seq[i] = qemu_get_be32(f);
     }
+    ifs = qemu_get_be32(f);
     udev->configuration = qemu_get_be32(f);
     udev->ninterfaces = qemu_get_be32(f);
     for (i = 0; i < USB_MAX_INTERFACES; i++) {
@@ -1678,6 +1695,7 @@ static int rr_vmstate_get(QEMUFile *f, void *pv, size_t size,
         return 0;
     }
     d->restoring = true;
+    d->ops->set_ifs(d->host, ifs);
     if (open && d->have_snap) {
         d->dev = (libusb_device *)&d->fake_dev;
         d->dh = (libusb_device_handle *)&d->fake_dh;

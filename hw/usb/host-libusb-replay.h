@@ -40,6 +40,9 @@ typedef struct USBHostReplayOps {
                        libusb_device_handle *dh);
     /* re-read the endpoints of the active configuration */
     void (*ep_update)(void *host);
+    /* interfaces claimed (bits 0-15) and detached from the kernel (16-31) */
+    uint32_t (*get_ifs)(void *host);
+    void (*set_ifs)(void *host, uint32_t mask);
 } USBHostReplayOps;
 
 bool usb_host_rr_enabled(void);

@@ -24,4 +24,10 @@ bool rewind_restoring(void);
  */
 void rewind_after_restore(void (*fn)(void *opaque), void *opaque);
 
+/*
+ * State a checkpoint cannot carry (usb-host's isochronous rings): no
+ * checkpoint is taken while holds are taken.  delta is +1 or -1.
+ */
+void rewind_hold_checkpoints(int delta);
+
 #endif
