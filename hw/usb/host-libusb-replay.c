@@ -924,6 +924,7 @@ static void LIBUSB_CALL rr_complete_cb(struct libusb_transfer *xfer)
         ev->data = g_memdup2(xfer->buffer + skip, ev->data_len);
     }
     replay_usb_add_event(ev);
+    replay_usb_deliver_if_idle();
 }
 
 /* ---- devices --------------------------------------------------------- */

@@ -38,6 +38,11 @@ typedef struct ReplayUsbOps {
 void replay_usb_register(const ReplayUsbOps *ops);
 /* Queue an event (runs at once when events are not enabled yet). */
 void replay_usb_add_event(void *opaque);
+/*
+ * From a main-loop handler that is not itself running replay events:
+ * while recording, deliver queued events at once if the guest is halted.
+ */
+void replay_usb_deliver_if_idle(void);
 
 /* Synchronous records. */
 void replay_usb_sync_save_begin(void);
