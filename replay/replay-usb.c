@@ -69,6 +69,24 @@ void replay_event_usb_run(void *opaque)
     usb_ops->run(opaque);
 }
 
+void replay_usb_check_skipped(void)
+{
+    uint8_t call, dev;
+
+    if (replay_state.data_kind != EVENT_USB ||
+        replay_state.instruction_count != 0) {
+        return;
+    }
+    call = replay_get_byte();
+    dev = replay_get_byte();
+    error_report("replay diverged at instruction %" PRIu64 ": the log holds "
+                 "a call of usb-host device %d (%s) here, which the guest "
+                 "did not make", replay_get_current_icount(), dev,
+                 usb_ops && usb_ops->call_name ? usb_ops->call_name(call) :
+                 "?");
+    exit(1);
+}
+
 void replay_usb_sync_save_begin(void)
 {
     g_assert(replay_mutex_locked());

@@ -866,10 +866,17 @@ static void rr_event_run(void *opaque)
     rr_event_free(ev);
 }
 
+static const char *rr_call_name(uint8_t call)
+{
+    return call < RR_CALL_COUNT && rr_call_names[call] ?
+           rr_call_names[call] : "unknown call";
+}
+
 static const ReplayUsbOps rr_event_ops = {
     .save = rr_event_save,
     .load = rr_event_load,
     .run = rr_event_run,
+    .call_name = rr_call_name,
 };
 
 /* Record: libusb completed a transfer; the guest sees it as an event. */

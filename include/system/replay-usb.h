@@ -33,6 +33,8 @@ typedef struct ReplayUsbOps {
     void *(*load)(void);
     /* both modes: deliver the event and free opaque */
     void (*run)(void *opaque);
+    /* what a synchronous record's call code means, for error messages */
+    const char *(*call_name)(uint8_t call);
 } ReplayUsbOps;
 
 void replay_usb_register(const ReplayUsbOps *ops);
@@ -43,6 +45,16 @@ void replay_usb_add_event(void *opaque);
  * while recording, deliver queued events at once if the guest is halted.
  */
 void replay_usb_deliver_if_idle(void);
+
+/*
+ * Replay, from the vCPU thread with no instructions left before the next
+ * record: a synchronous record is read while the guest executes the
+ * instruction that made the call, or while the main loop runs a logged
+ * event or timer.  The vCPU finding one next means the guest went past
+ * the call without making it: exits with a divergence error instead of
+ * waiting forever.
+ */
+void replay_usb_check_skipped(void);
 
 /* Synchronous records. */
 void replay_usb_sync_save_begin(void);
