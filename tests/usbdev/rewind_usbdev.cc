@@ -17,6 +17,8 @@
 // leaves sysfs with a "remove" uevent.
 //
 // Exit status 2: bad arguments or devices (the message says which).
+#include "child_command.hh"
+#include "command_line.hh"
 #include "device_registry.hh"
 #include "event_log.hh"
 #include "mock_testbed.hh"
@@ -27,7 +29,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,11 +52,6 @@ struct Options {
     std::vector<std::string> command;
 };
 
-class UsageError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
 void print_usage(std::ostream &out)
 {
     out << "usage: rewind-usbdev [--device SPEC]... [--log FILE] [--control FIFO]"
@@ -74,27 +70,17 @@ void print_usage(std::ostream &out)
 Options parse_options(int argc, char **argv)
 {
     Options o;
-    int i = 1;
-    auto value = [&](const std::string &name) {
-        if (i + 1 >= argc) {
-            throw UsageError(name + " needs a value");
-        }
-        return std::string(argv[++i]);
-    };
-    for (; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--") {
-            ++i;
-            break;
-        }
+    OptionReader options(argc, argv);
+    while (auto option = options.next()) {
+        const std::string &a = *option;
         if (a == "--device") {
-            o.devices.push_back(value(a));
+            o.devices.push_back(options.value(a));
         } else if (a.rfind("--device=", 0) == 0) {
             o.devices.push_back(a.substr(9));
         } else if (a == "--log") {
-            o.log_path = value(a);
+            o.log_path = options.value(a);
         } else if (a == "--control") {
-            o.control_path = value(a);
+            o.control_path = options.value(a);
         } else if (a == "--help" || a == "-h") {
             print_usage(std::cout);
             std::exit(0);
@@ -102,9 +88,7 @@ Options parse_options(int argc, char **argv)
             throw UsageError("unknown option '" + a + "' (the command goes after --)");
         }
     }
-    for (; i < argc; ++i) {
-        o.command.push_back(argv[i]);
-    }
+    o.command = options.command();
     if (o.command.empty()) {
         throw UsageError("no command to run (give it after --)");
     }
@@ -121,14 +105,11 @@ public:
 
 private:
     void add_devices();
-    void spawn_command();
     void open_control();
     void unplug(std::size_t index);
     void unplug_all();
     void control_line(const std::string &line);
 
-    static void on_child_exit(GPid pid, int status, void *self);
-    static int on_forward_signal(void *self_and_signal);
     static int on_sigusr1(void *self);
     static int on_control_readable(GIOChannel *, GIOCondition, void *self);
 
@@ -141,15 +122,10 @@ private:
     };
     std::vector<Served> devices_;
     GMainLoop *loop_ = g_main_loop_new(nullptr, FALSE);
-    pid_t child_ = -1;
+    ChildCommand command_{"rewind-usbdev", log_};
     int exit_status_ = 0;
     int control_fd_ = -1;
     std::string control_buffer_;
-    struct SignalForward {
-        Server *server;
-        int signal;
-    };
-    std::vector<std::unique_ptr<SignalForward>> forwards_;
 };
 
 void Server::add_devices()
@@ -169,56 +145,6 @@ void Server::add_devices()
                   device->devnode().c_str(), syspath.c_str());
         devices_.push_back({std::move(device), syspath});
     }
-}
-
-void Server::spawn_command()
-{
-    // The child inherits our environment: UMOCKDEV_DIR from the testbed,
-    // LD_PRELOAD with the preload library (main() made sure of it).
-    std::vector<char *> argv;
-    std::vector<std::string> command = options_.command;
-    for (auto &a : command) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-
-    child_ = fork();
-    if (child_ < 0) {
-        throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
-    }
-    if (child_ == 0) {
-        execvp(argv[0], argv.data());
-        std::string msg = "rewind-usbdev: cannot run " + command[0] + ": " +
-                          std::strerror(errno) + "\n";
-        (void)!write(2, msg.data(), msg.size());
-        _exit(127);
-    }
-    log_.line("started %s pid %d", command[0].c_str(), child_);
-    g_child_watch_add(child_, &Server::on_child_exit, this);
-}
-
-void Server::on_child_exit(GPid pid, int status, void *opaque)
-{
-    auto *self = static_cast<Server *>(opaque);
-    if (WIFEXITED(status)) {
-        self->exit_status_ = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-        self->exit_status_ = 128 + WTERMSIG(status);
-    }
-    self->log_.line("command pid %d ended, exit status %d", pid, self->exit_status_);
-    g_spawn_close_pid(pid);
-    self->child_ = -1;
-    g_main_loop_quit(self->loop_);
-}
-
-int Server::on_forward_signal(void *opaque)
-{
-    auto *f = static_cast<SignalForward *>(opaque);
-    f->server->log_.line("signal %d: forwarded", f->signal);
-    if (f->server->child_ > 0) {
-        kill(f->server->child_, f->signal);
-    }
-    return G_SOURCE_CONTINUE;
 }
 
 int Server::on_sigusr1(void *opaque)
@@ -333,12 +259,14 @@ int Server::run()
     if (!options_.control_path.empty()) {
         open_control();
     }
-    for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
-        forwards_.push_back(std::make_unique<SignalForward>(SignalForward{this, sig}));
-        g_unix_signal_add(sig, &Server::on_forward_signal, forwards_.back().get());
-    }
+    command_.forward_signals();
     g_unix_signal_add(SIGUSR1, &Server::on_sigusr1, this);
-    spawn_command();
+    // The child inherits our environment: UMOCKDEV_DIR from the testbed,
+    // LD_PRELOAD with the preload library (main() made sure of it).
+    command_.start(options_.command, [this](int code) {
+        exit_status_ = code;
+        g_main_loop_quit(loop_);
+    });
     g_main_loop_run(loop_);
     for (const auto &s : devices_) {
         log_.line("dev%u served %llu ioctls", s.device->index(),
@@ -387,21 +315,11 @@ int main(int argc, char **argv)
         reexec_preloaded(argv);
     }
     Options options;
-    try {
-        options = parse_options(argc, argv);
-    } catch (const UsageError &e) {
-        std::cerr << "rewind-usbdev: " << e.what() << "\n";
-        print_usage(std::cerr);
-        return 2;
-    }
-    try {
-        Server server(options);
-        return server.run();
-    } catch (const SpecError &e) {
-        std::cerr << "rewind-usbdev: " << e.what() << "\n";
-        return 2;
-    } catch (const std::exception &e) {
-        std::cerr << "rewind-usbdev: " << e.what() << "\n";
-        return 2;
-    }
+    return run_program(
+        "rewind-usbdev", print_usage, [&] { options = parse_options(argc, argv); },
+        [&] {
+            Server server(options);
+            return server.run();
+        },
+        2);
 }

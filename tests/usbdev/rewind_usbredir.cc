@@ -17,6 +17,8 @@
 // signal N); SIGTERM, SIGINT and SIGHUP are forwarded to it. Without one
 // we exit when QEMU closes the connection (status 0).
 // Exit status 1: the connection failed; 2: bad arguments or device.
+#include "child_command.hh"
+#include "command_line.hh"
 #include "device_registry.hh"
 #include "event_log.hh"
 #include "usbredir_device.hh"
@@ -27,7 +29,6 @@
 
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,11 +57,6 @@ struct Options {
     std::vector<std::string> command;
 };
 
-class UsageError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
 void print_usage(std::ostream &out)
 {
     out << "usage: rewind-usbredir --device SPEC (--connect ADDR | --listen ADDR | --pipe PATH)\n"
@@ -85,31 +81,21 @@ void print_usage(std::ostream &out)
 Options parse_options(int argc, char **argv)
 {
     Options o;
-    int i = 1;
-    auto value = [&](const std::string &name) {
-        if (i + 1 >= argc) {
-            throw UsageError(name + " needs a value");
-        }
-        return std::string(argv[++i]);
-    };
+    OptionReader options(argc, argv);
     auto set_transport = [&](Transport t, const std::string &name) {
         if (o.transport != Transport::None) {
             throw UsageError("give only one of --connect, --listen and --pipe");
         }
         o.transport = t;
-        o.where = value(name);
+        o.where = options.value(name);
     };
-    for (; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--") {
-            ++i;
-            break;
-        }
+    while (auto option = options.next()) {
+        const std::string &a = *option;
         if (a == "--device") {
             if (!o.device.empty()) {
                 throw UsageError("one --device only (a usb-redir connection carries one device)");
             }
-            o.device = value(a);
+            o.device = options.value(a);
         } else if (a == "--connect") {
             set_transport(Transport::Connect, a);
         } else if (a == "--listen") {
@@ -117,16 +103,16 @@ Options parse_options(int argc, char **argv)
         } else if (a == "--pipe") {
             set_transport(Transport::Pipe, a);
         } else if (a == "--connect-timeout") {
-            std::string v = value(a);
+            std::string v = options.value(a);
             char *end = nullptr;
             o.connect_timeout = std::strtod(v.c_str(), &end);
             if (v.empty() || *end || o.connect_timeout < 0) {
                 throw UsageError("--connect-timeout: not a number of seconds: '" + v + "'");
             }
         } else if (a == "--log") {
-            o.log_path = value(a);
+            o.log_path = options.value(a);
         } else if (a == "--capture") {
-            o.capture_path = value(a);
+            o.capture_path = options.value(a);
         } else if (a == "--help" || a == "-h") {
             print_usage(std::cout);
             std::exit(0);
@@ -134,9 +120,7 @@ Options parse_options(int argc, char **argv)
             throw UsageError("unknown option '" + a + "' (a command goes after --)");
         }
     }
-    for (; i < argc; ++i) {
-        o.command.push_back(argv[i]);
-    }
+    o.command = options.command();
     if (o.device.empty()) {
         throw UsageError("no --device given");
     }
@@ -153,32 +137,24 @@ public:
     int run();
 
 private:
-    void spawn_command();
     void start_connecting();
     void start_listening();
     void fail(const std::string &message);
     void quit(int status);
 
-    static void on_child_exit(GPid pid, int status, void *self);
     static gboolean on_connect_retry(gpointer self);
     static gboolean on_accept(gint fd, GIOCondition, gpointer self);
-    static gboolean on_signal(gpointer self_and_signal);
 
     const Options &options_;
     EventLog log_;
     std::unique_ptr<UsbredirDevice> device_;
     GMainLoop *loop_ = g_main_loop_new(nullptr, FALSE);
-    pid_t child_ = -1;
+    ChildCommand command_{"rewind-usbredir", log_};
     int exit_status_ = 0;
     std::optional<SocketAddress> address_;
     std::chrono::steady_clock::time_point connect_deadline_;
     std::string last_connect_error_;
     int listen_fd_ = -1;
-    struct SignalForward {
-        Server *server;
-        int signal;
-    };
-    std::vector<std::unique_ptr<SignalForward>> signals_;
 };
 
 Server::~Server()
@@ -186,10 +162,6 @@ Server::~Server()
     device_.reset();
     if (listen_fd_ >= 0) {
         close(listen_fd_);
-    }
-    if (child_ > 0) {
-        kill(child_, SIGTERM);
-        waitpid(child_, nullptr, 0);
     }
     g_main_loop_unref(loop_);
 }
@@ -206,43 +178,8 @@ void Server::fail(const std::string &message)
 {
     std::cerr << "rewind-usbredir: " << message << "\n";
     log_.line("error: %s", message.c_str());
-    if (child_ > 0) {
-        kill(child_, SIGTERM);
-    }
+    command_.signal(SIGTERM);
     quit(1);
-}
-
-void Server::spawn_command()
-{
-    std::vector<std::string> command = options_.command;
-    std::vector<char *> argv;
-    for (auto &a : command) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    child_ = fork();
-    if (child_ < 0) {
-        throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
-    }
-    if (child_ == 0) {
-        execvp(argv[0], argv.data());
-        std::string msg = "rewind-usbredir: cannot run " + command[0] + ": " +
-                          std::strerror(errno) + "\n";
-        (void)!write(2, msg.data(), msg.size());
-        _exit(127);
-    }
-    log_.line("started %s pid %d", command[0].c_str(), child_);
-    g_child_watch_add(child_, &Server::on_child_exit, this);
-}
-
-void Server::on_child_exit(GPid pid, int status, void *opaque)
-{
-    auto *self = static_cast<Server *>(opaque);
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    self->log_.line("command pid %d ended, exit status %d", pid, code);
-    g_spawn_close_pid(pid);
-    self->child_ = -1;
-    self->quit(code);
 }
 
 void Server::start_connecting()
@@ -297,19 +234,6 @@ gboolean Server::on_accept(gint fd, GIOCondition, gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-gboolean Server::on_signal(gpointer opaque)
-{
-    auto *f = static_cast<SignalForward *>(opaque);
-    Server *self = f->server;
-    self->log_.line("signal %d", f->signal);
-    if (self->child_ > 0) {
-        kill(self->child_, f->signal);
-    } else {
-        self->quit(128 + f->signal);
-    }
-    return G_SOURCE_CONTINUE;
-}
-
 int Server::run()
 {
     if (!options_.log_path.empty()) {
@@ -327,7 +251,7 @@ int Server::run()
         if (!reason.empty()) {
             std::cerr << "rewind-usbredir: connection lost: " << reason << "\n";
         }
-        if (child_ <= 0) {
+        if (!command_.running()) {
             quit(reason.empty() ? 0 : 1);
         }
     });
@@ -349,12 +273,10 @@ int Server::run()
     } else if (options_.transport == Transport::Listen) {
         start_listening();
     }
-    for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
-        signals_.push_back(std::make_unique<SignalForward>(SignalForward{this, sig}));
-        g_unix_signal_add(sig, &Server::on_signal, signals_.back().get());
-    }
+    // Without a child, a signal ends us as it would have ended it.
+    command_.forward_signals([this](int signal) { quit(128 + signal); });
     if (!options_.command.empty()) {
-        spawn_command();
+        command_.start(options_.command, [this](int code) { quit(code); });
     }
     if (options_.transport == Transport::Connect) {
         start_connecting();
@@ -373,24 +295,12 @@ int main(int argc, char **argv)
     // A write to a socket QEMU closed is an error to report, not a signal.
     signal(SIGPIPE, SIG_IGN);
     Options options;
-    try {
-        options = parse_options(argc, argv);
-    } catch (const UsageError &e) {
-        std::cerr << "rewind-usbredir: " << e.what() << "\n";
-        print_usage(std::cerr);
-        return 2;
-    }
-    try {
-        Server server(options);
-        return server.run();
-    } catch (const SpecError &e) {
-        std::cerr << "rewind-usbredir: " << e.what() << "\n";
-        return 2;
-    } catch (const UsageError &e) {
-        std::cerr << "rewind-usbredir: " << e.what() << "\n";
-        return 2;
-    } catch (const std::exception &e) {
-        std::cerr << "rewind-usbredir: " << e.what() << "\n";
-        return 1;
-    }
+    // Exit status 1: the connection failed.
+    return run_program(
+        "rewind-usbredir", print_usage, [&] { options = parse_options(argc, argv); },
+        [&] {
+            Server server(options);
+            return server.run();
+        },
+        1);
 }
