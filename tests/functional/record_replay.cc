@@ -1,5 +1,9 @@
 #include "record_replay.hh"
 
+#include "util.hh"
+
+#include <catch2/catch_test_macros.hpp>
+
 #include <filesystem>
 #include <sstream>
 
@@ -49,6 +53,26 @@ std::vector<std::string> lines_with(const std::string &serial,
         }
     }
     return out;
+}
+
+void require_identical_runs(const RecordReplay &rr)
+{
+    INFO("record run:\n" << rr.record.diagnostics);
+    INFO("replay run:\n" << rr.replay.diagnostics);
+    REQUIRE(rr.record.serial.find("REWIND-FAIL") == std::string::npos);
+    REQUIRE(rr.record.serial.find("REWIND-DONE") != std::string::npos);
+    CHECK(rr.record.icount > 0);
+    CHECK(rr.replay.serial == rr.record.serial);
+    CHECK(rr.replay.icount == rr.record.icount);
+    CHECK(rr.replay.ram_hash == rr.record.ram_hash);
+}
+
+std::string one_line(const std::string &serial, const std::string &prefix)
+{
+    auto l = lines_with(serial, prefix);
+    INFO("guest serial:\n" << tail_lines(serial, 30));
+    REQUIRE(l.size() == 1);
+    return l[0];
 }
 
 }  // namespace qemu_rewind::test

@@ -31,4 +31,13 @@ RecordReplay record_then_replay(const Scenario &record, const Scenario &replay,
 std::vector<std::string> lines_with(const std::string &serial,
                                     const std::string &prefix);
 
+// Catch2 checks every record/replay pair must satisfy: the recording ran
+// to REWIND-DONE without REWIND-FAIL, and the replay has the same serial
+// output, instruction count and RAM hash.
+void require_identical_runs(const RecordReplay &rr);
+
+// The one line of `serial` that starts with `prefix` (removed); a test
+// failure when there is none or more than one.
+std::string one_line(const std::string &serial, const std::string &prefix);
+
 }  // namespace qemu_rewind::test

@@ -3,6 +3,7 @@
 // through libumockdev. Plain runs check the passthrough itself; record/
 // replay runs record with the devices and replay with them gone.
 #include "record_replay.hh"
+#include "usb_devices.hh"
 #include "util.hh"
 
 #include "../usbdev/iso_stream.hh"
@@ -21,68 +22,6 @@ using namespace qemu_rewind::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A USB drive's image: an ext2 file system holding /rewind-data.
-struct UsbDrive {
-    std::string content;   // of /rewind-data
-    std::string image;
-    std::string serial;
-};
-
-std::string mke2fs_binary()
-{
-    for (const char *p : {"/usr/sbin/mke2fs", "/sbin/mke2fs"}) {
-        if (file_exists(p)) {
-            return p;
-        }
-    }
-    return "mke2fs";
-}
-
-UsbDrive make_usb_drive(const std::string &dir, const std::string &serial,
-                        std::size_t bytes = 256 * 1024)
-{
-    UsbDrive d{random_bytes(bytes), dir + "/" + serial + ".img", serial};
-    std::string files = dir + "/" + serial + "-files";
-    std::filesystem::create_directories(files);
-    write_file(files + "/rewind-data", d.content);
-    // mke2fs -d fills the file system from a folder, without root or mount.
-    auto r = run_command({mke2fs_binary(), "-q", "-t", "ext2", "-d", files, "-L",
-                          "rewind", d.image, "4M"},
-                         60s);
-    if (!r.status.exited || r.status.code != 0) {
-        throw std::runtime_error("mke2fs " + d.image + " failed:\n" + r.output);
-    }
-    return d;
-}
-
-// usb-storage scenario devices: an xHCI controller and one usb-host per
-// drive, found by bus and address (drive i: bus 1, address 2+i).
-Scenario usb_storage_scenario(std::size_t drives, const std::string &append = "")
-{
-    Scenario s{"usb-storage", "rewind.disks=" + std::to_string(drives), {"-device", "qemu-xhci"}};
-    if (!append.empty()) {
-        s.append_extra += " " + append;
-    }
-    for (std::size_t i = 0; i < drives; ++i) {
-        s.device_args.insert(s.device_args.end(),
-                             {"-device", "usb-host,hostbus=1,hostaddr=" +
-                                             std::to_string(2 + i)});
-    }
-    return s;
-}
-
-// rewind-usbdev serving the drives, logging every ioctl to `log`.
-std::vector<std::string> usbdev_wrapper(const std::vector<UsbDrive> &drives,
-                                        const std::string &log)
-{
-    std::vector<std::string> w = {usbdev_binary(), "--log", log};
-    for (const auto &d : drives) {
-        w.insert(w.end(), {"--device", "storage:image=" + d.image + ",serial=" + d.serial});
-    }
-    w.push_back("--");
-    return w;
-}
 
 std::string expected_line(const UsbDrive &d)
 {
@@ -126,18 +65,6 @@ RecordReplay record_then_replay_usb(const Scenario &s, const std::vector<UsbDriv
     }
     rr.replay = run_to_poweroff(make_config(s, RrMode::Replay, log), dir + "/replay", 900s);
     return rr;
-}
-
-void require_replay_matches(const RecordReplay &rr)
-{
-    INFO("record run:\n" << rr.record.diagnostics);
-    INFO("replay run:\n" << rr.replay.diagnostics);
-    REQUIRE(rr.record.serial.find("REWIND-FAIL") == std::string::npos);
-    REQUIRE(rr.record.serial.find("REWIND-DONE") != std::string::npos);
-    CHECK(rr.record.icount > 0);
-    CHECK(rr.replay.serial == rr.record.serial);
-    CHECK(rr.replay.icount == rr.record.icount);
-    CHECK(rr.replay.ram_hash == rr.record.ram_hash);
 }
 
 }  // namespace
@@ -211,7 +138,7 @@ TEST_CASE("usb-storage: a USB drive is replayed from the log without the device"
     std::vector<UsbDrive> drives = {make_usb_drive(dir.path(), "DISK-A")};
     std::string expected = expected_line(drives[0]);
     auto rr = record_then_replay_usb(usb_storage_scenario(1), drives, dir.path());
-    require_replay_matches(rr);
+    require_identical_runs(rr);
     CHECK(lines_with(rr.replay.serial, "USB-MD5 ") == std::vector{expected});
 }
 
@@ -223,7 +150,7 @@ TEST_CASE("usb-storage: two identical USB drives are replayed, each with its own
                                     make_usb_drive(dir.path(), "DISK-B", 128 * 1024)};
     std::vector<std::string> expected = {expected_line(drives[0]), expected_line(drives[1])};
     auto rr = record_then_replay_usb(usb_storage_scenario(2), drives, dir.path());
-    require_replay_matches(rr);
+    require_identical_runs(rr);
     CHECK(lines_with(rr.replay.serial, "USB-MD5 ") == expected);
 }
 
@@ -238,7 +165,7 @@ TEST_CASE("usb-storage: an unplug during recording is replayed", "[usb][replay]"
                                   static_cast<int>(scaled(300s).count())));
             REQUIRE(kill(q.pid(), SIGUSR1) == 0);
         });
-    require_replay_matches(rr);
+    require_identical_runs(rr);
     CHECK(lines_with(rr.replay.serial, "USB-MD5 ") == std::vector{expected});
     CHECK(rr.replay.serial.find("USB-UNPLUGGED") != std::string::npos);
 }
@@ -252,34 +179,7 @@ TEST_CASE("usb-storage: an unplug during recording is replayed", "[usb][replay]"
 
 namespace {
 
-// The usb-hid and usb-iso scenarios: an xHCI controller and the one
-// device rewind-usbdev serves (bus 1, address 2).
-Scenario usb_device_scenario(const std::string &name, const std::string &append = "")
-{
-    return {name, append,
-            {"-device", "qemu-xhci", "-device", "usb-host,hostbus=1,hostaddr=2"}};
-}
-
-std::vector<std::string> single_device_wrapper(const std::string &device,
-                                               const std::string &log)
-{
-    return {usbdev_binary(), "--log", log, "--device", device, "--"};
-}
-
 // ---- keyboard ----
-
-// Text for the keyboard: random letters, digits and a few characters
-// that need Shift.
-std::string random_keyboard_text(std::size_t n)
-{
-    static const std::string alphabet =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !?.-_";
-    std::string bytes = random_bytes(n), text;
-    for (unsigned char b : bytes) {
-        text += alphabet[b % alphabet.size()];
-    }
-    return text;
-}
 
 // What the guest prints for `text` followed by Enter: Linux key codes
 // (input-event-codes.h) of a US layout, "+C" press, "-C" release, Shift
@@ -416,7 +316,7 @@ TEST_CASE("usb-hid: a USB keyboard's typing is replayed from the log without the
     std::string text = random_keyboard_text(16);
     INFO("text: " << text);
     auto rr = record_then_replay_device("usb-hid", "keyboard:text=" + text, dir.path());
-    require_replay_matches(rr);
+    require_identical_runs(rr);
     CHECK(lines_with(rr.replay.serial, "USB-KEYS") == std::vector{expected_keys(text)});
 }
 
@@ -428,7 +328,7 @@ TEST_CASE("usb-iso: an isochronous IN stream is replayed from the log without th
     INFO("seed: " << seed);
     auto rr = record_then_replay_device("usb-iso", "iso:seed=" + std::to_string(seed),
                                         dir.path());
-    require_replay_matches(rr);
+    require_identical_runs(rr);
     CHECK(lines_with(rr.replay.serial, "USB-ISO ") == std::vector{expected_iso_line(seed)});
 }
 
@@ -542,7 +442,7 @@ TEST_CASE("usb-redir: a USB drive over usbredir is replayed from the log with no
     write_file(fifo + ".out", "");
     rr.replay = run_to_poweroff(make_config(s, RrMode::Replay, log), dir.path() + "/replay",
                                 900s);
-    require_replay_matches(rr);
+    require_identical_runs(rr);
     CHECK(lines_with(rr.replay.serial, "USB-MD5 ") == std::vector{expected_line(drive)});
 
     // The replayed usb-redir sent the same usbredir stream, byte for byte.
