@@ -61,6 +61,8 @@ ControlResult reply(std::span<std::uint8_t> data, const std::vector<std::uint8_t
     return ControlResult::ok(n);
 }
 
+}  // namespace
+
 const ConfigurationDescription *find_configuration(const DeviceDescription &d,
                                                    std::uint8_t value)
 {
@@ -71,8 +73,6 @@ const ConfigurationDescription *find_configuration(const DeviceDescription &d,
     }
     return nullptr;
 }
-
-}  // namespace
 
 ControlResult UsbDeviceModel::control(const SetupPacket &setup, std::span<std::uint8_t> data)
 {

@@ -76,6 +76,10 @@ struct DeviceDescription {
     std::vector<ConfigurationDescription> configurations = {};
 };
 
+// The configuration with bConfigurationValue value, or nullptr.
+const ConfigurationDescription *find_configuration(const DeviceDescription &d,
+                                                   std::uint8_t value);
+
 // ---- Transfers ---------------------------------------------------------
 
 // Completion status as usbfs reports it: 0 or a negative errno, the

@@ -59,17 +59,6 @@ std::uint32_t payload_size(const EndpointDescription &e)
     return (e.max_packet_size & 0x7ff) * (1u + ((e.max_packet_size >> 11) & 3));
 }
 
-const ConfigurationDescription *find_configuration(const DeviceDescription &d,
-                                                   std::uint8_t value)
-{
-    for (const auto &c : d.configurations) {
-        if (c.value == value) {
-            return &c;
-        }
-    }
-    return nullptr;
-}
-
 // The interfaces of a configuration in their current alternate settings.
 std::vector<const InterfaceDescription *> active_interfaces(const UsbDeviceModel &model)
 {
