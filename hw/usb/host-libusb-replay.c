@@ -635,16 +635,6 @@ static void rr_snapshot_load(RRSnapshot *s)
     }
 }
 
-static void rr_snapshot_copy(RRSnapshot *dst, const RRSnapshot *src)
-{
-    int i;
-
-    *dst = *src;
-    for (i = 0; i < src->nconfigs; i++) {
-        dst->config[i] = g_byte_array_ref(src->config[i]);
-    }
-}
-
 /* ---- events ---------------------------------------------------------- */
 
 static void rr_event_free(RREvent *ev)
@@ -842,8 +832,10 @@ static void rr_event_run(void *opaque)
     switch (ev->kind) {
     case RR_EV_OPEN:
         d->open_pending = false;
+        /* the device takes the event's snapshot over */
         rr_snapshot_clear(&d->snap);
-        rr_snapshot_copy(&d->snap, &ev->snap);
+        d->snap = ev->snap;
+        memset(&ev->snap, 0, sizeof(ev->snap));
         d->have_snap = true;
         d->dev = rr_play() ? (libusb_device *)&d->fake_dev : ev->ldev;
         d->in_event = true;
