@@ -28,6 +28,7 @@
 #include "system/runstate.h"
 #include "replay-internal.h"
 #include "rewind-internal.h"
+#include "rewind-log.h"
 
 static const char persist_magic[8] = "QRWCKPT1";
 #define PERSIST_RECORD_MAGIC 0x3143455243575251ULL  /* "QRWCREC1" */
@@ -58,8 +59,13 @@ static bool persist_write(bool full, Error **errp)
     long start, end;
     bool ok;
 
-    /* The log must hold every instruction before this point. */
+    /*
+     * The log must hold every instruction before this point, in a chunk
+     * on disk: a replay of a killed recording can only use checkpoints
+     * that its log reaches.
+     */
     replay_save_instructions();
+    rewind_log_flush();
     h.icount = replay_get_current_icount();
     if (!rewind_save_devices(&devices, &devices_size, errp)) {
         return false;
