@@ -15,7 +15,7 @@ build_pkgs="build-essential git pkg-config ninja-build python3 python3-venv
   flex bison libglib2.0-dev libpixman-1-dev libslirp-dev libusb-1.0-0-dev
   libusbredirparser-dev libpulse-dev libumockdev-dev
   libfdt-dev zlib1g-dev libzstd-dev libsdl2-dev ccache xz-utils
-  nlohmann-json3-dev"
+  nlohmann-json3-dev libssl-dev"
 # Needed at a newer version than Debian 12 has: taken from backports there.
 backport_pkgs="meson libcatch2-dev"
 # Running QEMU and the tests: firmware, gdb, guest image tools, and what
