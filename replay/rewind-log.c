@@ -79,9 +79,10 @@ static struct {
     bool write_failed;
 } lg;
 
+/* CRC-32C; QEMU's crc32c() does the final inversion itself */
 static uint32_t checksum(const void *data, size_t len)
 {
-    return crc32c(0xffffffff, data, len) ^ 0xffffffff;
+    return crc32c(0xffffffff, data, len);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -317,20 +318,15 @@ static void scan_chunks(uint64_t file_size)
         expect += raw;
         lg.stream_end = expect;
     }
-    if (at < file_size) {
-        warn_report("replay log '%s': the recording did not finish "
-                    "(its QEMU was killed?) and its last %" PRIu64
-                    " bytes are not a complete chunk; the replay stops "
-                    "after instruction %" PRIu64 " or so",
-                    lg.fname, file_size - at,
-                    lg.chunks->len ?
-                    g_array_index(lg.chunks, LogChunk,
-                                  lg.chunks->len - 1).icount : 0);
-    } else {
-        warn_report("replay log '%s': the recording did not finish "
-                    "(its QEMU was killed?); replaying its %u complete "
-                    "chunks", lg.fname, lg.chunks->len);
-    }
+    warn_report("replay log '%s': the recording did not finish (its QEMU "
+                "was killed?)%s; the replay stops at the end of its %u "
+                "complete chunks (the last starts at instruction %" PRIu64
+                ")", lg.fname,
+                at < file_size ? " and its tail is not a complete chunk" : "",
+                lg.chunks->len,
+                lg.chunks->len ?
+                g_array_index(lg.chunks, LogChunk, lg.chunks->len - 1).icount :
+                0);
 }
 
 static void load_chunk(int i)

@@ -1,5 +1,7 @@
 #include "replay_log.hh"
 
+#include "log_container.hh"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -412,8 +414,15 @@ ReplayLogError::ReplayLogError(Kind kind, std::uint64_t offset, const std::strin
 
 class ByteInput {
 public:
-    explicit ByteInput(std::vector<std::uint8_t> bytes)
-        : buffer_(std::move(bytes)), size_(buffer_.size()), buffer_end_(buffer_.size()) {}
+    explicit ByteInput(std::vector<std::uint8_t> bytes) {
+        if (is_log_v2(bytes)) {
+            open_v2(std::make_unique<LogContainer>(std::move(bytes)));
+            return;
+        }
+        buffer_ = std::move(bytes);
+        size_ = buffer_.size();
+        buffer_end_ = buffer_.size();
+    }
 
     explicit ByteInput(const std::filesystem::path& path) {
         // file_size() also rejects directories, which ifstream would "open".
@@ -430,6 +439,15 @@ public:
             throw ReplayLogError(ReplayLogError::Kind::Io, 0,
                                  concat("cannot open replay log '", path.string(), "': ", reason));
         }
+        std::array<std::uint8_t, 8> magic{};
+        file_.read(reinterpret_cast<char*>(magic.data()), magic.size());
+        if (static_cast<std::size_t>(file_.gcount()) == magic.size() && is_log_v2(magic)) {
+            file_.close();
+            open_v2(std::make_unique<LogContainer>(path));
+            return;
+        }
+        file_.clear();
+        file_.seekg(0);
         from_file_ = true;
         buffer_.resize(kChunkSize);
     }
@@ -437,6 +455,7 @@ public:
     [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
     [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
     [[nodiscard]] std::uint64_t remaining() const noexcept { return size_ - offset_; }
+    [[nodiscard]] const LogContainer* container() const noexcept { return container_.get(); }
 
     // Copies out.size() bytes; the caller has checked remaining().
     void read(std::span<std::uint8_t> out) {
@@ -454,10 +473,38 @@ public:
         }
     }
 
+    // Format 2: continue at stream offset `offset` (a chunk start).
+    void seek(std::uint64_t offset) {
+        offset_ = offset;
+        buffer_pos_ = buffer_end_ = 0;
+    }
+
 private:
     static constexpr std::size_t kChunkSize = 1 << 16;
 
+    // The stream of a format 2 file starts with upstream's header, which
+    // the file does not hold: make it up from the file's version.
+    void open_v2(std::unique_ptr<LogContainer> container) {
+        container_ = std::move(container);
+        const std::uint32_t v = container_->info().replay_version;
+        buffer_ = {std::uint8_t(v >> 24), std::uint8_t(v >> 16), std::uint8_t(v >> 8), std::uint8_t(v), 0, 0, 0, 0,
+                   0, 0, 0, 0};
+        buffer_end_ = buffer_.size();
+        size_ = container_->info().stream_end;
+    }
+
     void refill() {
+        if (container_) {
+            if (offset_ >= size_) {
+                throw ReplayLogError(ReplayLogError::Kind::Io, offset_,
+                                     "internal error: read past the end of the log");
+            }
+            const std::size_t i = container_->chunk_at(offset_);
+            buffer_ = container_->read_chunk(i);
+            buffer_pos_ = static_cast<std::size_t>(offset_ - container_->info().chunks[i].stream_offset);
+            buffer_end_ = buffer_.size();
+            return;
+        }
         const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunkSize, remaining()));
         if (!from_file_ || want == 0) {
             throw ReplayLogError(ReplayLogError::Kind::Io, offset_,
@@ -478,6 +525,7 @@ private:
     std::vector<std::uint8_t> buffer_;
     std::ifstream file_;
     bool from_file_ = false;
+    std::unique_ptr<LogContainer> container_;
     std::uint64_t size_ = 0;
     std::uint64_t offset_ = 0;
     std::size_t buffer_pos_ = 0;
@@ -774,6 +822,25 @@ ReplayLogReader& ReplayLogReader::operator=(ReplayLogReader&&) noexcept = defaul
 
 std::uint64_t ReplayLogReader::size() const noexcept { return input_->size(); }
 
+const LogContainerInfo* ReplayLogReader::container() const noexcept {
+    const LogContainer* c = input_->container();
+    return c ? &c->info() : nullptr;
+}
+
+bool ReplayLogReader::seek_near_icount(std::uint64_t icount) {
+    const LogContainer* c = input_->container();
+    if (!c || c->info().chunks.empty()) {
+        return false;
+    }
+    const LogChunkInfo& chunk = c->info().chunks[c->chunk_for_icount(icount)];
+    if (chunk.stream_offset < input_->offset()) {
+        return false;  // never backwards: the caller is already past it
+    }
+    input_->seek(chunk.stream_offset);
+    icount_ = chunk.first_icount;
+    return true;
+}
+
 // replay_enable() checks the version and then seeks to HEADER_SIZE;
 // replay_finish() writes the version last, so 0 means "never finalized".
 void ReplayLogReader::read_header() {
@@ -787,6 +854,25 @@ void ReplayLogReader::read_header() {
     header_.version = fields.u32();
     header_.reserved = fields.u64();
 
+    if (const LogContainer* container = input_->container()) {
+        const LogContainerInfo& info = container->info();
+        header_.format = kLogV2Format;
+        header_.finalized = info.indexed;
+        if (header_.version != kReplayVersion) {
+            throw ReplayLogError(Kind::WrongVersion, 12,
+                                 concat("QEMU Rewind log of replay version ", hex(header_.version, 6), ", expected ",
+                                        hex(kReplayVersion, 6)));
+        }
+        if (!info.indexed && !options_.allow_unfinalized_header) {
+            throw ReplayLogError(
+                Kind::UnfinalizedHeader, info.file_size - info.unreadable_tail,
+                concat("the log has no index: the recording did not finish (QEMU was killed or is still "
+                       "recording); its ",
+                       info.chunks.size(), " complete chunks are readable",
+                       info.tail_problem.empty() ? "" : concat(", then ", info.tail_problem)));
+        }
+        return;
+    }
     if (header_.version == kReplayVersion) {
         header_.finalized = true;
         return;

@@ -1,5 +1,8 @@
 // Reader for QEMU 10.0's record/replay log (REPLAY_VERSION 0xe0200c), with
-// QEMU Rewind's usb-host passthrough records (EVENT_USB_ASYNC, EVENT_USB).
+// QEMU Rewind's usb-host passthrough records (EVENT_USB_ASYNC, EVENT_USB),
+// in upstream's raw file (format 1, described here) or in QEMU Rewind's
+// compressed chunks (format 2, log_container.hh), which hold the same
+// stream; offsets are stream offsets in both.
 //
 // Layout (replay/replay.c, replay/replay-internal.c):
 //   header : u32 version, u64 field that QEMU 10.0 never writes (HEADER_SIZE = 12)
@@ -333,6 +336,7 @@ public:
         InvalidPayload,     // a payload value QEMU could not have written or replayed
         TrailingData,       // bytes after EVENT_END
         Io,                 // cannot open or read the file
+        Corrupt,            // format 2: a chunk or the index fails its checks
     };
 
     ReplayLogError(Kind kind, std::uint64_t offset, const std::string& message);
@@ -361,7 +365,11 @@ struct ReaderOptions {
 struct LogHeader {
     std::uint32_t version = 0;
     std::uint64_t reserved = 0;  // second header field; QEMU 10.0 leaves it zero
-    bool finalized = false;      // version was written (recording ended cleanly)
+    // The recording ended cleanly: format 1, the version was written;
+    // format 2, the index was.
+    bool finalized = false;
+    // 1: upstream's raw file; 2: QEMU Rewind's chunked file (log_container.hh).
+    std::uint32_t format = 1;
 };
 
 struct Truncation {
@@ -371,6 +379,7 @@ struct Truncation {
 };
 
 class ByteInput;  // defined in replay_log.cc
+struct LogContainerInfo;  // log_container.hh
 
 // Streams events one at a time without loading the file into memory.
 // Not copyable; every method may throw ReplayLogError.
@@ -393,6 +402,12 @@ public:
     [[nodiscard]] std::uint64_t icount() const noexcept { return icount_; }  // after last event
     [[nodiscard]] bool saw_end_event() const noexcept { return saw_end_; }
     [[nodiscard]] const std::optional<Truncation>& truncation() const noexcept { return truncation_; }
+    // Format 2 only (nullptr for format 1): the chunks and the index.
+    [[nodiscard]] const LogContainerInfo* container() const noexcept;
+    // Format 2 only: goes on reading at the chunk from which every event at
+    // or after `icount` is met; returns false (and does nothing) for
+    // format 1. Events before `icount` may still come first.
+    bool seek_near_icount(std::uint64_t icount);
 
 private:
     void read_header();
