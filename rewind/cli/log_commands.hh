@@ -1,4 +1,5 @@
-// `rewind log-info` and `rewind log-events`: inspect a QEMU replay log.
+// The inspection commands of `rewind`: info, events, extract (and the older
+// names log-info and log-events, which are the first two).
 #pragma once
 
 #include <ostream>
@@ -21,7 +22,8 @@ public:
 
 // `args` excludes the program and subcommand names. Output goes to `out`,
 // diagnostics to `err`; the return value is the process exit code.
-int log_info(std::span<const std::string> args, std::ostream& out, std::ostream& err);
-int log_events(std::span<const std::string> args, std::ostream& out, std::ostream& err);
+int info(std::span<const std::string> args, std::ostream& out, std::ostream& err);
+int events(std::span<const std::string> args, std::ostream& out, std::ostream& err);
+int extract(std::span<const std::string> args, std::ostream& out, std::ostream& err);
 
 }  // namespace qemu_rewind::cli

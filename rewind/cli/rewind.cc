@@ -11,11 +11,21 @@ constexpr const char* kUsage =
     "usage: rewind <command> [options]\n"
     "\n"
     "commands:\n"
-    "  log-info LOG [--json] [--partial]      summarize a QEMU record/replay log\n"
-    "  log-events LOG [--limit N] [--partial] list its events, one per line:\n"
-    "                                         offset, icount, event, decoded fields\n"
+    "  info RECORDING [--json]            duration, events by kind, devices, sizes,\n"
+    "                                     checkpoints, manifest\n"
+    "  events RECORDING [--kind K,...] [--from ICOUNT] [--to ICOUNT] [--device N]\n"
+    "                   [--limit N] [--json]\n"
+    "                                     the timeline: offset, icount, event, fields\n"
+    "  extract RECORDING --serial [--input] [--chardev N] [-o FILE]\n"
+    "                                     serial output (or input) as text\n"
+    "  extract RECORDING --net [--filter N] -o FILE.pcap\n"
+    "                                     packets delivered to the guest, as pcap\n"
+    "  extract RECORDING --usb [--device N] -o FILE.pcap\n"
+    "                                     usb-host transfers, as usbmon pcap\n"
+    "  log-info, log-events               old names of info and events\n"
     "\n"
-    "--partial accepts logs of recordings that were killed (no version in the\n"
+    "RECORDING is a bundle directory or a replay log file. --partial (any of\n"
+    "these) accepts logs of recordings that were killed (no version in the\n"
     "header, last event cut short).\n"
     "exit status: 0 ok, 1 bad usage, 2 bad or unreadable log\n";
 
@@ -31,11 +41,14 @@ int main(int argc, char** argv) {
     const std::string& command = args[0];
     const auto rest = std::span(args).subspan(1);
     try {
-        if (command == "log-info") {
-            return log_info(rest, std::cout, std::cerr);
+        if (command == "info" || command == "log-info") {
+            return info(rest, std::cout, std::cerr);
         }
-        if (command == "log-events") {
-            return log_events(rest, std::cout, std::cerr);
+        if (command == "events" || command == "log-events") {
+            return events(rest, std::cout, std::cerr);
+        }
+        if (command == "extract") {
+            return extract(rest, std::cout, std::cerr);
         }
         throw UsageError("unknown command '" + command + "'");
     } catch (const UsageError& error) {
