@@ -33,6 +33,7 @@
 #include "system/rewind-restore.h"
 #include "replay-internal.h"
 #include "rewind-internal.h"
+#include "rewind-digest.h"
 
 RewindConfig rewind_config = {
     .enabled = true,
@@ -409,6 +410,7 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
     ok = load_devices(c, errp);
     restoring = false;
     run_after_restore();
+    rewind_char_output_restored();
     ok = ok &&
          rewind_block_restore(block_id, replay_state.block_request_id, errp);
     bdrv_drain_all_end();
@@ -492,6 +494,7 @@ void rewind_checkpoints_init(void)
 {
     Error *err = NULL;
 
+    rewind_digest_start();
     if (replay_mode == REPLAY_MODE_RECORD) {
         rewind_persist_record_start();
         return;

@@ -38,6 +38,8 @@ typedef struct RewindConfig {
     uint64_t mem_budget;        /* rrcheckpoint-mem=SIZE, 0: guest RAM */
     int64_t interval_ms;        /* rrcheckpoint-interval=MS of replay */
     int64_t persist_period_s;   /* rrpersist=SECONDS of guest time */
+    int64_t digest_period_minsn; /* rrdigest=MILLIONS of instructions */
+    int64_t stall_s;            /* rrstall=SECONDS without progress */
 } RewindConfig;
 
 extern RewindConfig rewind_config;
