@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "bundle_commands.hh"
 #include "log_commands.hh"
 
 namespace {
@@ -23,11 +24,24 @@ constexpr const char* kUsage =
     "  extract RECORDING --usb [--device N] -o FILE.pcap\n"
     "                                     usb-host transfers, as usbmon pcap\n"
     "  log-info, log-events               old names of info and events\n"
+    "  record [--out DIR] [--checkpoint-every SECONDS] [--force] [--console FILE]\n"
+    "         -- qemu-system-x86_64 ARGS...\n"
+    "                                     record QEMU into a bundle directory: log,\n"
+    "                                     checkpoints, kernel/firmware, the disk\n"
+    "                                     data the guest read (docs/bundles.rst)\n"
+    "  replay BUNDLE [--gdb[=PORT]] [--seek ICOUNT] [--workdir DIR] [--qemu PATH]\n"
+    "         [-- QEMU ARGS...]           replay it without the original images\n"
+    "  debug BUNDLE [--vmlinux PATH] [--module NAME=PATH.ko]... [--gdb-port N]\n"
+    "        [--gdb PROGRAM] [-- GDB ARGS...]\n"
+    "                                     replay under gdb, kernel/module symbols\n"
+    "  verify BUNDLE [--quiet]            check a bundle's files, hashes, disk\n"
+    "                                     blocks and log\n"
     "\n"
     "RECORDING is a bundle directory or a replay log file. --partial (any of\n"
     "these) accepts logs of recordings that were killed (no version in the\n"
     "header, last event cut short).\n"
-    "exit status: 0 ok, 1 bad usage, 2 bad or unreadable log\n";
+    "exit status: 0 ok, 1 bad usage, 2 bad or unreadable log or bundle,\n"
+    "3 QEMU failed or the replay did not reach the recorded end\n";
 
 }  // namespace
 
@@ -49,6 +63,18 @@ int main(int argc, char** argv) {
         }
         if (command == "extract") {
             return extract(rest, std::cout, std::cerr);
+        }
+        if (command == "record") {
+            return record(rest);
+        }
+        if (command == "replay") {
+            return replay(rest);
+        }
+        if (command == "debug") {
+            return debug(rest);
+        }
+        if (command == "verify") {
+            return verify(rest, std::cout, std::cerr);
         }
         throw UsageError("unknown command '" + command + "'");
     } catch (const UsageError& error) {

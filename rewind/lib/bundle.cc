@@ -563,7 +563,7 @@ public:
             throw BundleError(data_path_, "read error at block " + std::to_string(index));
         }
         const std::string digest = raw_sha256(data);
-        if (!std::equal(digest.begin(), digest.end(), hashes_.begin() + static_cast<std::ptrdiff_t>(index * 32))) {
+        if (std::memcmp(digest.data(), hashes_.data() + index * 32, 32) != 0) {
             throw BundleError(data_path_, "block " + std::to_string(index) + " does not match its SHA-256 (corrupted)");
         }
         return data;
