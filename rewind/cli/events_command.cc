@@ -93,6 +93,15 @@ nlohmann::json event_json(const ReplayEvent& event) {
             j["out"] = p.out;
             if (!p.data.empty()) put_data(j, p.data);
         }
+        void operator()(const DigestPayload& p) const {
+            j["sequence"] = p.sequence;
+            auto& cpus = j["cpus"] = nlohmann::json::array();
+            for (const auto& cpu : p.cpus) {
+                cpus.push_back({{"pc", cpu.pc}, {"sp", cpu.sp}, {"hash", cpu.hash}});
+            }
+            if (p.has_ram) j["ram_hash"] = p.ram_hash;
+        }
+        void operator()(const CharOutputPayload& p) const { put_data(j, p.data); }
     };
     std::visit(Fields{j}, event.payload);
     // The text output's rendering too: names for enums, input details.

@@ -20,6 +20,7 @@ constexpr std::array<std::string_view, kEventKindCount> kKindNames = {
     "EVENT_SHUTDOWN",    "EVENT_CHAR_WRITE", "EVENT_CHAR_READ_ALL", "EVENT_CHAR_READ_ALL_ERROR",
     "EVENT_AUDIO_OUT",   "EVENT_AUDIO_IN",   "EVENT_RANDOM",        "EVENT_CLOCK",
     "EVENT_CHECKPOINT",  "EVENT_END",        "EVENT_USB_ASYNC",     "EVENT_USB",
+    "EVENT_DIGEST",      "EVENT_CHAR_OUTPUT",
 };
 
 constexpr std::array<std::string_view, 7> kAsyncNames = {
@@ -167,6 +168,8 @@ std::optional<EventKind> event_kind_of(std::uint8_t c) {
     case code::kEnd: return End;
     case code::kUsbAsync: return UsbAsync;
     case code::kUsb: return Usb;
+    case code::kDigest: return Digest;
+    case code::kCharOutput: return CharOutput;
     default: return std::nullopt;
     }
 }
@@ -377,6 +380,16 @@ std::string describe_fields(const ReplayEvent& event) {
             return concat("result=", p.result, " len=", p.data.size());
         }
         std::string operator()(const ClockPayload& p) const { return concat("value=", p.value); }
+        std::string operator()(const DigestPayload& p) const {
+            std::string out = concat("seq=", p.sequence);
+            for (std::size_t i = 0; i < p.cpus.size(); ++i) {
+                out += concat(" cpu", i, ".pc=", hex(p.cpus[i].pc), " cpu", i, ".sp=", hex(p.cpus[i].sp));
+            }
+            return out + (p.has_ram ? concat(" ram=", hex(p.ram_hash, 8)) : std::string(" ram=-"));
+        }
+        std::string operator()(const CharOutputPayload& p) const {
+            return concat("chardev=", p.chardev, " len=", p.data.size(), " data=", preview_bytes(p.data));
+        }
         std::string operator()(const UsbOpenPayload& p) const {
             std::string ports;
             for (const auto port : p.ports) {
@@ -777,6 +790,32 @@ EventPayload decode_usb_async(FieldReader& fields) {
     return std::monostate{};
 }
 
+// digest_write() / rewind_digest_check() in replay/rewind-digest.c.
+DigestPayload decode_digest(FieldReader& fields) {
+    DigestPayload digest;
+    const auto version_offset = fields.offset();
+    const std::uint8_t version = fields.u8();
+    if (version != kDigestVersion) {
+        throw fields.invalid(version_offset, concat("digest version ", version, ", expected ", kDigestVersion));
+    }
+    digest.sequence = fields.u32();
+    digest.has_ram = (fields.u8() & 1) != 0;
+    const auto count_offset = fields.offset();
+    const std::uint32_t cpus = fields.u32();
+    if (cpus > kDigestMaxCpus) {
+        throw fields.invalid(count_offset, concat("a digest of ", cpus, " CPUs"));
+    }
+    fields.require_records(cpus, 20, "digest CPU");
+    digest.cpus.resize(cpus);
+    for (auto& cpu : digest.cpus) {
+        cpu.pc = fields.u64();
+        cpu.sp = fields.u64();
+        cpu.hash = fields.u32();
+    }
+    digest.ram_hash = fields.u32();
+    return digest;
+}
+
 // rr_sync_save() / rr_sync_load() in hw/usb/host-libusb-replay.c.
 UsbCallPayload decode_usb_call(FieldReader& fields) {
     UsbCallPayload call;
@@ -998,6 +1037,15 @@ ReplayEvent ReplayLogReader::decode_event() {
         // replay_usb_sync_save_begin(), then rr_sync_save().
         event.payload = decode_usb_call(fields);
         break;
+    case EventKind::Digest: event.payload = decode_digest(fields); break;
+    case EventKind::CharOutput: {
+        // rewind_char_output_flush().
+        CharOutputPayload output;
+        output.chardev = fields.u8();
+        output.data = fields.array();
+        event.payload = std::move(output);
+        break;
+    }
     case EventKind::Interrupt:   // replay_interrupt()
     case EventKind::Exception:   // replay_exception()
     case EventKind::Shutdown:    // replay_shutdown_request(): cause is in the code
@@ -1028,6 +1076,10 @@ LogSummary summarize(ReplayLogReader& reader) {
             summary.net_bytes += net->packet.size();
         } else if (const auto* complete = std::get_if<UsbCompletePayload>(&event->payload)) {
             summary.usb_in_bytes += complete->data.size();
+        } else if (const auto* output = std::get_if<CharOutputPayload>(&event->payload)) {
+            summary.char_output_bytes += output->data.size();
+        } else if (std::holds_alternative<DigestPayload>(event->payload)) {
+            ++summary.digests;
         }
         if (const auto usb_kind = event->usb_async_kind()) {
             ++summary.usb_async_counts[static_cast<std::size_t>(*usb_kind)];

@@ -53,7 +53,11 @@ inline constexpr std::uint8_t kEnd = 39;
 // so that logs without USB keep upstream's codes and REPLAY_VERSION.
 inline constexpr std::uint8_t kUsbAsync = 40;
 inline constexpr std::uint8_t kUsb = 41;
-inline constexpr std::uint8_t kCount = 42;  // first invalid code
+// QEMU Rewind's divergence digests (replay/rewind-digest.c) and the bytes
+// the guest wrote to recorded chardevs (replay/rewind-char-output.c).
+inline constexpr std::uint8_t kDigest = 42;
+inline constexpr std::uint8_t kCharOutput = 43;
+inline constexpr std::uint8_t kCount = 44;  // first invalid code
 }  // namespace code
 
 // Coarse event family; one per range of codes.
@@ -74,8 +78,10 @@ enum class EventKind : std::uint8_t {
     End,
     UsbAsync,
     Usb,
+    Digest,
+    CharOutput,
 };
-inline constexpr std::size_t kEventKindCount = 16;
+inline constexpr std::size_t kEventKindCount = 18;
 
 // ReplayAsyncEventKind (replay/replay-internal.h).
 enum class AsyncKind : std::uint8_t { Bh, BhOneshot, Input, InputSync, CharRead, Block, Net };
@@ -268,13 +274,40 @@ struct UsbCallPayload {
     [[nodiscard]] std::uint8_t submit_transfer_type() const { return static_cast<std::uint8_t>(arg >> 8); }
 };
 
+// ---- QEMU Rewind's checks (replay/rewind-digest.c, rewind-char-output.c) ----
+
+inline constexpr std::uint8_t kDigestVersion = 1;
+inline constexpr std::uint32_t kDigestMaxCpus = 4096;  // what QEMU accepts
+
+struct DigestCpu {
+    std::uint64_t pc = 0;
+    std::uint64_t sp = 0;
+    std::uint32_t hash = 0;  // CRC-32C of the registers
+};
+
+// EVENT_DIGEST: the machine at this point of the recording, which the
+// replay checks.
+struct DigestPayload {
+    std::uint32_t sequence = 0;
+    bool has_ram = false;        // RAM was comparable (no block request in flight)
+    std::vector<DigestCpu> cpus;
+    std::uint32_t ram_hash = 0;  // CRC-32C of a RAM sample chosen by `sequence`
+};
+
+// EVENT_CHAR_OUTPUT: what the guest wrote to one recorded chardev since the
+// previous batch (they are logged before each digest and at the end).
+struct CharOutputPayload {
+    std::uint8_t chardev = 0;  // index in QEMU's registration order, as CharReadPayload
+    std::vector<std::uint8_t> data;
+};
+
 // std::monostate: events without a payload (interrupt, exception, input sync,
 // shutdown, checkpoint, end).
 using EventPayload =
     std::variant<std::monostate, InstructionPayload, AsyncIdPayload, InputPayload, CharReadPayload,
                  NetPayload, CharWritePayload, CharReadAllPayload, CharReadAllErrorPayload, AudioOutPayload,
                  AudioInPayload, RandomPayload, ClockPayload, UsbOpenPayload, UsbClosePayload,
-                 UsbCompletePayload, UsbCallPayload>;
+                 UsbCompletePayload, UsbCallPayload, DigestPayload, CharOutputPayload>;
 
 struct ReplayEvent {
     std::uint64_t offset = 0;  // file offset of the code byte
@@ -436,6 +469,8 @@ struct LogSummary {
     // payloads (serial/console input) plus EVENT_CHAR_READ_ALL payloads.
     std::uint64_t char_read_bytes = 0;
     std::uint64_t net_bytes = 0;  // ASYNC_EVENT_NET packet bytes
+    std::uint64_t char_output_bytes = 0;  // EVENT_CHAR_OUTPUT: what the guest wrote
+    std::uint64_t digests = 0;
     // usb-host: IN data of completed transfers (EVENT_USB_ASYNC COMPLETE),
     // the bytes the log holds for the devices' answers; and the log bytes
     // taken by USB events altogether (codes, descriptors, calls included).
