@@ -9,6 +9,8 @@
 #   make bench      compare this build with vanilla (not part of check)
 #   make images     build the guest kernel + initramfs images
 #   make refresh-patches   export commits in build/src to patches/
+#   make fuzz       libFuzzer on the log, bundle and checkpoint readers (clang,
+#                   build/fuzz), FUZZ_SECONDS in all (default 600); fails on a crash
 #
 # As root, missing Debian packages are installed on the way.
 
@@ -23,7 +25,7 @@ export CCACHE_BASEDIR := $(TOP)
 export CCACHE_NOHASHDIR := 1
 
 .PHONY: all configure qemu tools images check demo vanilla bench \
-        refresh-patches clean distclean deps-test
+        refresh-patches clean distclean deps-test fuzz
 
 all: qemu tools
 
@@ -58,6 +60,11 @@ bench: all vanilla images
 
 refresh-patches:
 	@$(TOP)/scripts/refresh-patches.sh
+
+FUZZ_SECONDS ?= 600
+fuzz:
+	@$(TOP)/scripts/install-deps.sh fuzz
+	@$(TOP)/tests/fuzz/run-fuzzers.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(TOP)/build/qemu $(TOP)/build/tools $(TOP)/build/vanilla $(TOP)/build/test-tmp

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Install the Debian packages QEMU Rewind needs to build and test.
-#   scripts/install-deps.sh [build|test|all]   (default: all)
+#   scripts/install-deps.sh [build|test|fuzz|all]   (default: all)
 # As root it installs what is missing (from bookworm-backports where Debian 12
 # is too old); otherwise it lists what is missing and fails.
 set -euo pipefail
@@ -23,13 +23,18 @@ backport_pkgs="meson libcatch2-dev"
 # kernel headers itself): the compiler Debian 12's kernel was built with,
 # make, binutils (objcopy) and libelf1 (for the headers' objtool).
 test_pkgs="seabios ipxe-qemu qemu-system-data gdb cpio xz-utils zstd
-  make gcc-12 binutils libelf1 umockdev pulseaudio pulseaudio-utils sox"
+  make gcc-12 binutils libelf1 umockdev pulseaudio pulseaudio-utils sox
+  tshark"
+# make fuzz: libFuzzer targets built with Debian's clang (libFuzzer and the
+# sanitizer runtimes are in libclang-rt-14-dev).
+fuzz_pkgs="clang libclang-rt-14-dev"
 
 case $what in
     build) want="$build_pkgs" ;;
     test) want="$test_pkgs" ;;
+    fuzz) want="$build_pkgs $fuzz_pkgs" ;;
     all) want="$build_pkgs $test_pkgs" ;;
-    *) echo "usage: install-deps.sh [build|test|all]" >&2; exit 2 ;;
+    *) echo "usage: install-deps.sh [build|test|fuzz|all]" >&2; exit 2 ;;
 esac
 
 missing() {
