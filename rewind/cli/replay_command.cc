@@ -433,6 +433,8 @@ int debug(std::span<const std::string> args) {
         {
             std::ofstream out(script);
             out << "# written by rewind debug for " << session.bundle().root.string() << "\n";
+            // add-symbol-file asks for confirmation otherwise.
+            out << "set confirm off\n";
             if (!session.args().vmlinux.empty()) {
                 out << "file " << fs::absolute(session.args().vmlinux).string() << "\n";
             }
@@ -445,7 +447,8 @@ int debug(std::span<const std::string> args) {
                 }
                 out << "add-symbol-file " << fs::absolute(path).string() << " " << hex(it->sections.at(".text"));
                 for (const auto& [section, address] : it->sections) {
-                    if (section != ".text") {
+                    // .symtab/.strtab are not sections of the .ko gdb could place.
+                    if (section != ".text" && section != ".symtab" && section != ".strtab") {
                         out << " -s " << section << " " << hex(address);
                     }
                 }
@@ -460,6 +463,7 @@ int debug(std::span<const std::string> args) {
                               << " (give --module " << mod.name << "=PATH.ko for its symbols)\n";
                 }
             }
+            out << "set confirm on\n";
             out << "target remote 127.0.0.1:" << port << "\n";
         }
         session.start({}, /*own_process_group=*/true);

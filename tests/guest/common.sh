@@ -17,6 +17,11 @@
 #       rewind_done          print "REWIND-DONE" and power off (ACPI)
 #       rewind_fail MSG...   print "REWIND-FAIL MSG" and power off
 #       rewind_wait_for CMD  retry CMD (up to ~10 s) until it succeeds
+#       rewind_module_addresses NAME
+#                            print "rewind-module: NAME .text=0x... ..." (the
+#                            load address of each section of module NAME,
+#                            from /sys/module/NAME/sections), which
+#                            `rewind record` keeps for `rewind debug`
 # Any failing command (set -e) ends in rewind_fail, so a broken scenario
 # powers off with "REWIND-FAIL" instead of hanging.
 #
@@ -73,6 +78,26 @@ rewind_wait_for() {
         [ "$_rewind_n" -lt 100 ] || return 1
         sleep 0.1
     done
+}
+
+rewind_module_addresses() {
+    # The section files allow one read at offset 0 (a second read fails):
+    # one cat reads them all (its read errors are expected).
+    _rewind_line="rewind-module: $1"
+    _rewind_files=""
+    for _rewind_s in /sys/module/"$1"/sections/.* /sys/module/"$1"/sections/*; do
+        [ -f "$_rewind_s" ] && _rewind_files="$_rewind_files $_rewind_s"
+    done
+    # shellcheck disable=SC2086 # one word per file
+    _rewind_values=$(cat $_rewind_files 2>/dev/null) || true
+    # shellcheck disable=SC2086 # one word per address
+    set -- $_rewind_values
+    for _rewind_s in $_rewind_files; do
+        [ $# -gt 0 ] || break
+        _rewind_line="$_rewind_line ${_rewind_s##*/}=$1"
+        shift
+    done
+    echo "$_rewind_line"
 }
 
 trap 'rewind_fail "init exited with status $?"' EXIT

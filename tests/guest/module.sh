@@ -22,6 +22,7 @@
 # rewind-test-modules: rewind_test
 
 insmod /lib/modules/rewind_test.ko || rewind_fail "insmod rewind_test.ko"
+rewind_module_addresses rewind_test
 
 sec=/sys/module/rewind_test/sections
 if [ -r "$sec/.text" ]; then
