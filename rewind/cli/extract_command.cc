@@ -71,10 +71,26 @@ std::uint64_t extract_serial_input(const RecordingPaths& paths, const ParsedArgs
     return bytes;
 }
 
-// Serial output needs EVENT_CHAR_OUTPUT records, which QEMU Rewind logs
-// from log format v2 on.
-std::optional<std::uint64_t> extract_serial_output(const RecordingPaths&, const ParsedArgs&, std::ostream&) {
-    return std::nullopt;
+// Serial output: EVENT_CHAR_OUTPUT records, what the guest wrote to each
+// recorded chardev (QEMU Rewind logs them in batches, before each digest
+// and at the end). nullopt if the log has none at all: older logs.
+std::optional<std::uint64_t> extract_serial_output(const RecordingPaths& paths, const ParsedArgs& args,
+                                                   std::ostream& out) {
+    const auto chardev = args.index("--chardev");
+    bool any = false;
+    std::uint64_t bytes = 0;
+    for_each_event(paths.log, args.reader_options(), [&](const ReplayEvent& event) {
+        if (const auto* output = std::get_if<CharOutputPayload>(&event.payload)) {
+            any = true;
+            if (!chardev || output->chardev == *chardev) {
+                out.write(reinterpret_cast<const char*>(output->data.data()),
+                          static_cast<std::streamsize>(output->data.size()));
+                bytes += output->data.size();
+            }
+        }
+    });
+    if (!any) return std::nullopt;
+    return bytes;
 }
 
 // Packets the netdevs delivered to the guest (filter-replay logs only that
@@ -139,8 +155,9 @@ int extract(std::span<const std::string> args, std::ostream& out, std::ostream& 
                 extract_serial_input(paths, parsed, output.stream());
             } else if (!extract_serial_output(paths, parsed, output.stream())) {
                 err << "rewind: " << parsed.recording
-                    << ": this log holds no serial output records (EVENT_CHAR_OUTPUT; logs before format "
-                       "v2 have none); --serial --input extracts the bytes fed to the guest\n";
+                    << ": this log holds no serial output records (EVENT_CHAR_OUTPUT: recordings by "
+                       "QEMU Rewind before its divergence checks have none); --serial --input extracts the "
+                       "bytes fed to the guest\n";
                 return kExitBadInput;
             }
         } else if (parsed.has("--net")) {

@@ -101,7 +101,10 @@ nlohmann::json info_json(const Sources& s, const RecordingInfo& info) {
     }
     json chardevs = json::array();
     for (const auto& [index, use] : info.chardevs) {
-        chardevs.push_back({{"index", index}, {"reads", use.reads}, {"read_bytes", use.read_bytes}});
+        chardevs.push_back({{"index", index},
+                            {"reads", use.reads},
+                            {"read_bytes", use.read_bytes},
+                            {"output_bytes", use.output_bytes}});
     }
     json nets = json::array();
     for (const auto& [index, use] : info.net_filters) {
@@ -144,6 +147,7 @@ nlohmann::json info_json(const Sources& s, const RecordingInfo& info) {
                      {"in_events", info.audio_in_events},
                      {"in_samples", info.audio_in_samples}}},
           {"random_bytes", info.random_bytes}}},
+        {"digests", info.digests},
     };
     if (s.checkpoints) {
         json icounts = json::array();
@@ -187,6 +191,9 @@ void print_info(const Sources& s, const RecordingInfo& info, std::ostream& out) 
                                  seconds(*info.last_host_ns - *info.first_host_ns) +
                                  " (first to last CLOCK_HOST read)");
     }
+    if (info.digests) {
+        row("digests:", std::to_string(info.digests) + " (points where a replay checks the machine)");
+    }
     row("events:", info.events);
     out << "  " << std::left << std::setw(34) << "kind" << std::right << std::setw(12) << "count"
         << std::setw(14) << "bytes" << '\n';
@@ -204,8 +211,9 @@ void print_info(const Sources& s, const RecordingInfo& info, std::ostream& out) 
         any = true;
     };
     for (const auto& [index, use] : info.chardevs) {
-        device("chardev " + std::to_string(index),
-               std::to_string(use.reads) + " reads, " + std::to_string(use.read_bytes) + " bytes to the guest");
+        device("chardev " + std::to_string(index), std::to_string(use.read_bytes) + " bytes to the guest (" +
+                                                       std::to_string(use.reads) + " reads), " +
+                                                       std::to_string(use.output_bytes) + " bytes from it");
     }
     if (info.char_read_all_bytes) {
         device("chardev (read_all)", std::to_string(info.char_read_all_bytes) + " bytes to the guest");

@@ -67,6 +67,7 @@ std::bitset<256> codes_named(std::string_view name) {
 
 std::optional<std::uint8_t> event_device(const ReplayEvent& event) {
     if (const auto* read = std::get_if<CharReadPayload>(&event.payload)) return read->chardev;
+    if (const auto* output = std::get_if<CharOutputPayload>(&event.payload)) return output->chardev;
     if (const auto* net = std::get_if<NetPayload>(&event.payload)) return net->filter;
     return event.usb_device();
 }

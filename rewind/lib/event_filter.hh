@@ -29,7 +29,7 @@ std::vector<std::string> event_selector_names();
 std::bitset<256> codes_named(std::string_view name);
 
 // The device index an event is about, if it is about one: the chardev of
-// ASYNC_EVENT_CHAR_READ, the net filter of ASYNC_EVENT_NET, the usb-host
+// ASYNC_EVENT_CHAR_READ and EVENT_CHAR_OUTPUT, the net filter of ASYNC_EVENT_NET, the usb-host
 // device of USB records.
 std::optional<std::uint8_t> event_device(const ReplayEvent& event);
 

@@ -71,6 +71,10 @@ RecordingInfo gather_recording_info(ReplayLogReader& reader) {
             ChardevUse& use = info.chardevs[read->chardev];
             ++use.reads;
             use.read_bytes += read->data.size();
+        } else if (const auto* output = std::get_if<CharOutputPayload>(&event->payload)) {
+            info.chardevs[output->chardev].output_bytes += output->data.size();
+        } else if (std::holds_alternative<DigestPayload>(event->payload)) {
+            ++info.digests;
         } else if (const auto* read_all = std::get_if<CharReadAllPayload>(&event->payload)) {
             info.char_read_all_bytes += read_all->data.size();
         } else if (const auto* net = std::get_if<NetPayload>(&event->payload)) {

@@ -15,8 +15,9 @@ namespace qemu_rewind {
 
 // A chardev backend (serial port, console, ...), by QEMU's registration index.
 struct ChardevUse {
-    std::uint64_t reads = 0;       // ASYNC_EVENT_CHAR_READ events
-    std::uint64_t read_bytes = 0;  // bytes fed to the guest
+    std::uint64_t reads = 0;         // ASYNC_EVENT_CHAR_READ events
+    std::uint64_t read_bytes = 0;    // bytes fed to the guest
+    std::uint64_t output_bytes = 0;  // EVENT_CHAR_OUTPUT: bytes the guest wrote
 };
 
 // A filter-replay net filter, by registration index: the packets its netdev
@@ -69,6 +70,7 @@ struct RecordingInfo {
     std::uint64_t audio_in_events = 0;
     std::uint64_t audio_in_samples = 0;
     std::uint64_t random_bytes = 0;
+    std::uint64_t digests = 0;  // EVENT_DIGEST: points where a replay checks the machine
 
     [[nodiscard]] std::uint64_t kind_count(EventKind kind) const;
     [[nodiscard]] std::uint64_t kind_bytes(EventKind kind) const;

@@ -36,6 +36,13 @@ public:
         array(data);
         return *this;
     }
+    // EVENT_CHAR_OUTPUT: u8 chardev, array of what the guest wrote.
+    SyntheticLog& char_output(std::uint8_t chardev, std::span<const std::uint8_t> data) {
+        u8(code::kCharOutput);
+        u8(chardev);
+        array(data);
+        return *this;
+    }
     SyntheticLog& net(std::uint8_t filter, std::span<const std::uint8_t> packet) {
         u8(code::kAsync + static_cast<int>(AsyncKind::Net));
         u8(filter);

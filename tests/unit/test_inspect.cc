@@ -66,6 +66,7 @@ TEST_CASE("recording info: devices, clocks, per-code counts and bytes", "[inspec
         .instructions(1000)
         .char_read(0, bytes_of("root\n"))
         .char_read(2, bytes_of("x"))
+        .char_output(0, bytes_of("login: "))
         .net(0, Bytes(60, 0xab))
         .net(0, Bytes(100, 0xcd))
         .block(7)
@@ -88,6 +89,8 @@ TEST_CASE("recording info: devices, clocks, per-code counts and bytes", "[inspec
 
     REQUIRE(info.chardevs.size() == 2);
     CHECK(info.chardevs.at(0).read_bytes == 5);
+    CHECK(info.chardevs.at(0).output_bytes == 7);
+    CHECK(info.chardevs.at(2).output_bytes == 0);
     CHECK(info.chardevs.at(2).reads == 1);
     REQUIRE(info.net_filters.size() == 1);
     CHECK(info.net_filters.at(0).packets == 2);
@@ -126,7 +129,7 @@ TEST_CASE("event filter: names, icount range, device", "[inspect]") {
 
     SyntheticLog log;
     log.char_read(1, bytes_of("a")).instructions(10).net(0, Bytes(60, 1)).instructions(10).char_read(0, bytes_of("b"))
-        .usb_open(1, 1, 2, 1, 2).end();
+        .usb_open(1, 1, 2, 1, 2).char_output(1, bytes_of("out")).end();
     const auto events = events_of(log);
 
     EventFilter by_kind;
@@ -139,7 +142,7 @@ TEST_CASE("event filter: names, icount range, device", "[inspect]") {
     by_device.device = 1;
     std::size_t n = 0;
     for (const auto& e : events) n += by_device.matches(e);
-    CHECK(n == 2);  // chardev 1 and usb-host device 1
+    CHECK(n == 3);  // chardev 1's input and output, usb-host device 1
 
     EventFilter range;
     range.from_icount = 10;
