@@ -1,4 +1,5 @@
 // `rewind info RECORDING [--json] [--partial]`: what a recording holds.
+#include <algorithm>
 #include <ctime>
 #include <iomanip>
 #include <sstream>
@@ -126,6 +127,8 @@ nlohmann::json info_json(const Sources& s, const RecordingInfo& info) {
         usbs.push_back(dev);
     }
     json log = {{"path", s.paths.log.string()},  {"version", info.header.version},
+                {"format", info.header.format},       {"chunks", info.chunks},
+                {"file_bytes", info.file_bytes},
                 {"finalized", info.header.finalized}, {"bytes", info.bytes},
                 {"complete", info.has_end_event},     {"ends_with", ending_text(info)}};
     json result = {
@@ -166,6 +169,40 @@ nlohmann::json info_json(const Sources& s, const RecordingInfo& info) {
 
 // ---- text ----
 
+// The bundle's manifest, as a person wants to read it (--json has it all).
+void print_manifest(const Manifest& m, std::ostream& out) {
+    const auto row = [&out](std::string_view label, const std::string& value) {
+        out << "  " << std::left << std::setw(18) << label << value << '\n';
+    };
+    const auto join = [](const std::vector<std::string>& words) {
+        std::string text;
+        for (const auto& w : words) text += (text.empty() ? "" : " ") + w;
+        return text;
+    };
+    out << "manifest:\n";
+    row("created:", m.created + " on " + m.host + " (QEMU Rewind " + m.rewind_version + ")");
+    row("qemu:", m.qemu_binary + (m.qemu_build_id.empty() ? "" : " (build id " + m.qemu_build_id + ")"));
+    std::vector<std::string> quoted;
+    for (const auto& word : m.original_command) {
+        quoted.push_back(word.find_first_of(" \t'\"") == std::string::npos ? word : "'" + word + "'");
+    }
+    row("command:", join(quoted));
+    std::string stop = m.stop_reason + " after " + std::to_string(m.icount) + " instructions";
+    if (m.checkpoint_every) stop += ", a checkpoint every " + std::to_string(*m.checkpoint_every) + " s";
+    row("recording:", stop);
+    for (const auto& f : m.files) {
+        row(f.role + ":", f.name + " (" + std::to_string(f.size) + " bytes, from " + f.source + ")");
+    }
+    for (const auto& d : m.disks) {
+        row("disk " + d.node + ":", d.source + " (" + d.format + ", " + std::to_string(d.virtual_size) +
+                                        " bytes, " + std::to_string(d.blocks_read) + " blocks read)");
+    }
+    if (m.disks.empty()) row("disks:", "none");
+    row("stored blocks:", std::to_string(m.stored_blocks));
+    for (const auto& mod : m.modules) row("module:", mod.name);
+    for (const auto& note : m.notes) row("note:", note);
+}
+
 void print_info(const Sources& s, const RecordingInfo& info, std::ostream& out) {
     const auto row = [&out](std::string_view label, const auto& value) {
         out << std::left << std::setw(20) << label << value << '\n';
@@ -175,7 +212,18 @@ void print_info(const Sources& s, const RecordingInfo& info, std::ostream& out) 
     }
     row("log:", s.paths.log.string());
     row("  version:", version_text(info.header) + (info.header.finalized ? "" : " (header not finalized)"));
-    row("  bytes:", info.bytes);
+    if (info.header.format == 2) {
+        row("  format:", "2 (" + std::to_string(info.chunks) + " zstd chunks" +
+                             (info.header.finalized ? ", indexed)" : ", no index: recording did not finish)"));
+        std::ostringstream ratio;
+        ratio << std::fixed << std::setprecision(1)
+              << static_cast<double>(info.bytes) / static_cast<double>(std::max<std::uint64_t>(info.file_bytes, 1));
+        row("  bytes:", std::to_string(info.file_bytes) + " in the file, " + std::to_string(info.bytes) +
+                            " of events (" + ratio.str() + "x)");
+    } else {
+        row("  format:", "1 (upstream's raw stream)");
+        row("  bytes:", info.bytes);
+    }
     row("  ends with:", ending_text(info));
     out << "duration:\n";
     row("  instructions:", info.instructions);
@@ -256,23 +304,7 @@ void print_info(const Sources& s, const RecordingInfo& info, std::ostream& out) 
     } else {
         row("checkpoints:", "none persisted");
     }
-    if (s.manifest) {
-        out << "manifest:\n";
-        for (const auto& [key, value] : s.manifest->items()) {
-            std::string text;
-            if (value.is_string()) {
-                text = value.get<std::string>();
-            } else if (value.is_array() && std::all_of(value.begin(), value.end(),
-                                                       [](const auto& v) { return v.is_string(); })) {
-                for (const auto& v : value) text += (text.empty() ? "" : " ") + v.get<std::string>();
-            } else if (value.is_structured()) {
-                text = std::to_string(value.size()) + " entries (--json shows them)";
-            } else {
-                text = value.dump();
-            }
-            row("  " + key + ":", text);
-        }
-    }
+    if (s.paths.manifest) print_manifest(*s.paths.manifest, out);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "log_container.hh"
+
 namespace qemu_rewind {
 
 std::uint64_t RecordingInfo::kind_count(EventKind kind) const {
@@ -55,6 +57,11 @@ RecordingInfo gather_recording_info(ReplayLogReader& reader) {
     RecordingInfo info;
     info.header = reader.header();
     info.bytes = reader.size();
+    info.file_bytes = reader.size();
+    if (const auto* container = reader.container()) {
+        info.file_bytes = container->file_size;
+        info.chunks = container->chunks.size();
+    }
     while (const auto event = reader.next()) {
         ++info.events;
         ++info.code_counts[event->code];

@@ -44,8 +44,10 @@ struct UsbDeviceUse {
 };
 
 struct RecordingInfo {
-    LogHeader header;
-    std::uint64_t bytes = 0;
+    LogHeader header;          // header.format: 1 raw, 2 zstd chunks
+    std::uint64_t bytes = 0;       // the event stream, uncompressed, header included
+    std::uint64_t file_bytes = 0;  // the file (format 2: compressed chunks and index)
+    std::uint64_t chunks = 0;      // format 2
     std::uint64_t events = 0;
     std::uint64_t instructions = 0;
     bool has_end_event = false;
