@@ -140,6 +140,9 @@ int events(std::span<const std::string> args, std::ostream& out, std::ostream& e
     try {
         const RecordingPaths paths = locate_recording(parsed.recording);
         ReplayLogReader reader(paths.log, parsed.reader_options());
+        // Format 2: start at the chunk that holds --from instead of reading
+        // everything before it.
+        if (filter.from_icount > 0) reader.seek_near_icount(filter.from_icount);
         std::uint64_t printed = 0;
         while (!limit || printed < *limit) {
             const auto event = reader.next();
