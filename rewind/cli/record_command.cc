@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -558,20 +559,31 @@ private:
         m.replay_arguments = plan_.replay_arguments;
         m.stop_reason = stop;
         m.checkpoint_every = args_.checkpoint_every;
-        // The count QEMU reported; a log cut short only tells its own.
+        // The log's own count when QEMU finished it (it goes on to the
+        // quit), else what QEMU last reported. The guest's serial output,
+        // when the log has it (EVENT_CHAR_OUTPUT), for module addresses.
         std::uint64_t log_icount = 0;
+        bool log_complete = false;
+        std::map<std::uint8_t, std::string> char_output;
         try {
             ReaderOptions options;
             options.allow_unfinalized_header = true;
             options.tolerate_truncated_tail = true;
             ReplayLogReader reader(log, options);
-            while (reader.next()) {
+            while (auto event = reader.next()) {
+                if (const auto* out = std::get_if<CharOutputPayload>(&event->payload)) {
+                    char_output[out->chardev].append(out->data.begin(), out->data.end());
+                }
             }
             log_icount = reader.icount();
+            log_complete = reader.saw_end_event() && !reader.truncation();
         } catch (const std::exception& e) {
             notes_.push_back(std::string("the log cannot be read to its end: ") + e.what());
         }
-        m.icount = icount_ ? *icount_ : log_icount;
+        m.icount = log_complete || !icount_ ? log_icount : *icount_;
+        for (const auto& [chardev, text] : char_output) {
+            console_from_log_ += text + "\n";
+        }
 
         BlockStoreWriter store(bundle_);
         for (std::size_t i = 0; i < plan_.drives.size(); ++i) {
@@ -636,7 +648,7 @@ private:
                 sources.push_back(cmd[i + 1].substr(5));
             }
         }
-        std::string text;
+        std::string text = console_from_log_;
         for (const auto& s : sources) {
             std::ifstream in(s, std::ios::binary);
             text += std::string(std::istreambuf_iterator<char>(in), {}) + "\n";
@@ -656,6 +668,7 @@ private:
     std::optional<std::uint64_t> icount_;
     std::vector<std::string> notes_;
     bool created_bundle_ = false;
+    std::string console_from_log_;  // EVENT_CHAR_OUTPUT bytes
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include <openssl/evp.h>
 
+#include "log_container.hh"
 #include "replay_log.hh"
 
 namespace qemu_rewind {
@@ -707,12 +708,14 @@ VerifyReport verify_bundle(const fs::path& bundle_dir) {
         }
     }
 
-    // The log: every event must decode.
+    // The log: every event must decode; a format 2 log's chunks, index
+    // and final count must agree.
+    const bool partial = m.stop_reason == "qemu-died";
+    std::uint64_t log_icount = 0;
     try {
         ReaderOptions options;
         // A recording whose QEMU died has no version in its header and may end
         // inside an event; it is still usable up to there.
-        const bool partial = m.stop_reason == "qemu-died";
         options.allow_unfinalized_header = partial;
         options.tolerate_truncated_tail = partial;
         ReplayLogReader reader(bundle.log, options);
@@ -720,16 +723,45 @@ VerifyReport verify_bundle(const fs::path& bundle_dir) {
         while (reader.next()) {
             ++events;
         }
+        log_icount = reader.icount();
         if (!partial && !reader.saw_end_event()) {
             report.problems.push_back(bundle.log.string() + ": ends without EVENT_END (truncated?)");
         }
-        if (!partial && reader.icount() < m.icount) {
+        if (!partial && reader.icount() != m.icount) {
             report.problems.push_back(bundle.log.string() + ": holds " + std::to_string(reader.icount()) +
                                       " instructions, the manifest recorded " + std::to_string(m.icount));
         }
         report.checked.push_back(std::string(bundle_path::kLog) + ": " + std::to_string(events) + " events, " +
                                  std::to_string(reader.icount()) + " instructions" +
                                  (reader.truncation() ? " (cut short: " + reader.truncation()->message + ")" : ""));
+    } catch (const std::exception& e) {
+        report.problems.push_back(bundle.log.string() + ": " + e.what());
+    }
+    try {
+        std::vector<std::uint8_t> start(16);
+        {
+            std::ifstream in(bundle.log, std::ios::binary);
+            in.read(reinterpret_cast<char*>(start.data()), static_cast<std::streamsize>(start.size()));
+            start.resize(static_cast<std::size_t>(in.gcount()));
+        }
+        if (is_log_v2(start)) {
+            LogContainer container(bundle.log);
+            const auto& info = container.info();
+            for (std::size_t i = 0; i < info.chunks.size(); ++i) {
+                (void)container.read_chunk(i);  // header, checksum, decompression
+            }
+            if (!info.indexed && !partial) {
+                report.problems.push_back(bundle.log.string() + ": no index (the recording did not finish; " +
+                                          info.tail_problem + ")");
+            }
+            if (info.indexed && info.final_icount != log_icount) {
+                report.problems.push_back(bundle.log.string() + ": index says " + std::to_string(info.final_icount) +
+                                          " instructions, the events " + std::to_string(log_icount));
+            }
+            report.checked.push_back(std::string(bundle_path::kLog) + ": format 2, " +
+                                     std::to_string(info.chunks.size()) + " chunks intact" +
+                                     (info.indexed ? ", index consistent" : ", no index"));
+        }
     } catch (const std::exception& e) {
         report.problems.push_back(bundle.log.string() + ": " + e.what());
     }
