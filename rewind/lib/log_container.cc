@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "replay_log.hh"
 
@@ -302,6 +303,75 @@ std::size_t LogContainer::chunk_for_icount(std::uint64_t icount) const {
     auto it = std::lower_bound(chunks.begin(), chunks.end(), icount,
                                [](const LogChunkInfo& c, std::uint64_t i) { return c.first_icount < i; });
     return it == chunks.begin() ? 0 : static_cast<std::size_t>(it - chunks.begin() - 1);
+}
+
+}  // namespace qemu_rewind
+
+namespace qemu_rewind {
+
+namespace {
+
+void put_le32(std::vector<std::uint8_t>& b, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) b.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+void put_le64(std::vector<std::uint8_t>& b, std::uint64_t v) {
+    put_le32(b, static_cast<std::uint32_t>(v));
+    put_le32(b, static_cast<std::uint32_t>(v >> 32));
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> write_log_v2(const std::vector<LogChunkData>& chunks, std::uint32_t replay_version,
+                                       std::uint64_t final_icount, bool finished, int level) {
+    std::vector<std::uint8_t> f(kMagic.begin(), kMagic.end());
+    put_le32(f, kLogV2Format);
+    put_le32(f, replay_version);
+    put_le32(f, 1u << 20);
+    put_le32(f, 0);
+    put_le64(f, 0);
+    std::vector<std::uint8_t> index(kIndexMagic.begin(), kIndexMagic.end());
+    std::vector<std::uint8_t> entries;
+    std::uint64_t stream = kStreamStart;
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+        const auto& raw = chunks[i].raw;
+        std::vector<std::uint8_t> packed(ZSTD_compressBound(raw.size()));
+        const std::size_t n = ZSTD_compress(packed.data(), packed.size(), raw.data(), raw.size(), level);
+        if (ZSTD_isError(n)) {
+            throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
+        }
+        packed.resize(n);
+        put_le64(entries, f.size());
+        put_le64(entries, stream);
+        put_le64(entries, chunks[i].first_icount);
+        std::vector<std::uint8_t> h(kChunkMagic.begin(), kChunkMagic.end());
+        put_le32(h, static_cast<std::uint32_t>(raw.size()));
+        put_le32(h, static_cast<std::uint32_t>(packed.size()));
+        put_le32(h, crc32c(packed));
+        put_le64(h, stream);
+        put_le64(h, chunks[i].first_icount);
+        put_le32(h, static_cast<std::uint32_t>(i));
+        put_le32(h, crc32c(h));
+        f.insert(f.end(), h.begin(), h.end());
+        f.insert(f.end(), packed.begin(), packed.end());
+        stream += raw.size();
+    }
+    if (!finished) {
+        return f;
+    }
+    const std::uint64_t index_at = f.size();
+    put_le32(index, static_cast<std::uint32_t>(chunks.size()));
+    put_le64(index, stream);
+    put_le64(index, final_icount);
+    index.insert(index.end(), entries.begin(), entries.end());
+    put_le32(index, crc32c(index));
+    f.insert(f.end(), index.begin(), index.end());
+    std::vector<std::uint8_t> t(kTrailerMagic.begin(), kTrailerMagic.end());
+    put_le64(t, index_at);
+    put_le32(t, static_cast<std::uint32_t>(index.size()));
+    put_le32(t, crc32c(t));
+    f.insert(f.end(), t.begin(), t.end());
+    return f;
 }
 
 }  // namespace qemu_rewind

@@ -83,3 +83,20 @@ private:
 };
 
 }  // namespace qemu_rewind
+
+namespace qemu_rewind {
+
+// One chunk to write: raw stream bytes (starting at an event) and the
+// instruction count before its first event.
+struct LogChunkData {
+    std::vector<std::uint8_t> raw;
+    std::uint64_t first_icount = 0;
+};
+
+// A format 2 file as QEMU writes it (zstd level `level`); without index and
+// trailer when `finished` is false, as a killed recording leaves it. For
+// tests and tools that rewrite logs.
+std::vector<std::uint8_t> write_log_v2(const std::vector<LogChunkData>& chunks, std::uint32_t replay_version,
+                                       std::uint64_t final_icount, bool finished = true, int level = 3);
+
+}  // namespace qemu_rewind

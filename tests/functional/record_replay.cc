@@ -4,6 +4,7 @@
 
 #include <catch2/catch_test_macros.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <sstream>
 
@@ -73,6 +74,32 @@ std::string one_line(const std::string &serial, const std::string &prefix)
     INFO("guest serial:\n" << tail_lines(serial, 30));
     REQUIRE(l.size() == 1);
     return l[0];
+}
+
+std::string check_replay_fails(const QemuConfig &replay, const std::string &dir,
+                               const std::vector<std::string> &messages, int exit_code)
+{
+    std::filesystem::create_directories(dir);
+    QemuInstance q(replay, dir);
+    auto t0 = std::chrono::steady_clock::now();
+    CommandResult r = run_command(q.argv(), scaled(std::chrono::seconds(120)), dir);
+    write_file(dir + "/qemu.out", r.output);
+    INFO("replay: " << q.command_line() << "\nended after "
+                    << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()
+                    << " s: " << r.status.describe()
+                    << (r.timed_out ? " (killed: it did not exit in time)" : "")
+                    << "\noutput (tail):\n" << tail_lines(r.output, 20));
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.status.exited);
+    if (exit_code < 0) {
+        CHECK(r.status.code != 0);
+    } else {
+        CHECK(r.status.code == exit_code);
+    }
+    for (const auto &m : messages) {
+        CHECK(r.output.find(m) != std::string::npos);
+    }
+    return r.output;
 }
 
 }  // namespace qemu_rewind::test

@@ -40,4 +40,11 @@ void require_identical_runs(const RecordReplay &rr);
 // failure when there is none or more than one.
 std::string one_line(const std::string &serial, const std::string &prefix);
 
+// Runs the replay `replay`, which must fail: QEMU must exit within a
+// bounded time (a hang is killed and reported) with `exit_code` (any
+// non-zero one if -1) and say each of `messages`. Returns its output.
+std::string check_replay_fails(const QemuConfig &replay, const std::string &dir,
+                               const std::vector<std::string> &messages,
+                               int exit_code = -1);
+
 }  // namespace qemu_rewind::test

@@ -163,31 +163,6 @@ RunResult record_usb(const Scenario &s, const std::vector<std::string> &wrapper,
     return run_to_poweroff(rec, dir + "/record", 600s);
 }
 
-// Replays `log` on the command line of `s`, which must fail: QEMU must
-// exit non-zero within a bounded time (a hang is killed and reported)
-// and say each of `messages`. Returns its output.
-std::string check_replay_fails(const Scenario &s, const std::string &log,
-                               const std::string &dir,
-                               const std::vector<std::string> &messages)
-{
-    std::filesystem::create_directories(dir);
-    QemuInstance q(make_config(s, RrMode::Replay, log), dir);
-    auto t0 = Clock::now();
-    CommandResult r = run_command(q.argv(), scaled(120s), dir);
-    write_file(dir + "/qemu.out", r.output);
-    INFO("replay: " << q.command_line() << "\nended after " << seconds_since(t0)
-                    << " s: " << r.status.describe()
-                    << (r.timed_out ? " (killed: it did not exit in time)" : "")
-                    << "\noutput (tail):\n" << tail_lines(r.output, 20));
-    CHECK_FALSE(r.timed_out);
-    CHECK(r.status.exited);
-    CHECK(r.status.code != 0);
-    for (const auto &m : messages) {
-        CHECK(r.output.find(m) != std::string::npos);
-    }
-    return r.output;
-}
-
 // N of "replay diverged at instruction N", or 0.
 std::uint64_t diverged_at(const std::string &output)
 {
@@ -246,7 +221,7 @@ TEST_CASE("usb-host replay: USB calls that leave the log are an error naming the
     Scenario reset_off = s;
     REQUIRE(reset_off.device_args.back() == "usb-host,hostbus=1,hostaddr=2");
     reset_off.device_args.back() += ",guest-reset=off";
-    std::string out = check_replay_fails(reset_off, log, dir.path() + "/replay-reset-off",
+    std::string out = check_replay_fails(make_config(reset_off, RrMode::Replay, log), dir.path() + "/replay-reset-off",
                                          {"replay diverged at instruction", "usb-host device 0"});
     // An instruction of the recording: where the guest no longer resets.
     INFO(out);
@@ -256,6 +231,6 @@ TEST_CASE("usb-host replay: USB calls that leave the log are an error naming the
     // The log holds usb-host events, the machine has no usb-host.
     Scenario without = s;
     without.device_args = {"-device", "qemu-xhci"};
-    check_replay_fails(without, log, dir.path() + "/replay-no-device",
+    check_replay_fails(make_config(without, RrMode::Replay, log), dir.path() + "/replay-no-device",
                        {"has no usb-host device"});
 }
