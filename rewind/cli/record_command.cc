@@ -471,8 +471,12 @@ private:
                 break;
             }
             if (qmp_.connected()) {
-                if (!qmp_.wait_event("SHUTDOWN", 100ms).is_null()) {
-                    stop = "poweroff";
+                const auto shutdown = qmp_.wait_event("SHUTDOWN", 100ms);
+                if (!shutdown.is_null()) {
+                    // guest=false: QEMU was told to stop (a signal, a
+                    // monitor's quit), e.g. the terminal's Ctrl-C reached it.
+                    const bool by_guest = shutdown.value("data", nlohmann::json::object()).value("guest", true);
+                    stop = by_guest ? "poweroff" : "interrupted";
                     break;
                 }
             } else {
