@@ -14,7 +14,11 @@
 //    when it returned data, else OUT.
 //  - isochronous IN data is logged packed (each packet's actual bytes one
 //    after the other); the iso descriptors' offsets point into that packing.
+//  - interval and start frame (not logged) are 0; an isochronous 'S' record
+//    has no descriptors (the packet layout is not logged, only the results).
 // Bus number and device address are the host's, from the device's OPEN record.
+// A record longer than the pcap snap length (256 KiB) is cut to it, as a
+// capture tool would.
 #pragma once
 
 #include <array>
