@@ -5,11 +5,12 @@
 
 #include "bundle_commands.hh"
 #include "log_commands.hh"
+#include "rewind_version.hh"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: rewind <command> [options]\n"
+    "usage: rewind <command> [options]    (rewind --version: the version)\n"
     "\n"
     "commands:\n"
     "  info RECORDING [--json]            duration, events by kind, devices, sizes,\n"
@@ -51,6 +52,10 @@ int main(int argc, char** argv) {
     if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
         (args.empty() ? std::cerr : std::cout) << kUsage;
         return args.empty() ? kExitUsage : kExitOk;
+    }
+    if (args[0] == "--version" || args[0] == "version") {
+        std::cout << "rewind (QEMU Rewind) " << REWIND_VERSION << "\n";
+        return kExitOk;
     }
     const std::string& command = args[0];
     const auto rest = std::span(args).subspan(1);
