@@ -40,6 +40,12 @@ using Clock = std::chrono::steady_clock;
 
 volatile std::sig_atomic_t g_stop_signal = 0;
 
+// The output directory cannot be used (exit status 1, without the usage text).
+class OutputRefused : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 void on_stop_signal(int signal) { g_stop_signal = signal; }
 
 struct RecordArgs {
@@ -372,6 +378,11 @@ public:
             collect_firmware(files);
         }
         const std::string stop = supervise(started);
+        if (!ever_connected_) {
+            // QEMU refused the command line or died before it ran anything.
+            throw std::runtime_error("QEMU " + qemu_process_.exit_status().value_or(ChildExit{}).describe() +
+                                     " before the recording started; no bundle made");
+        }
         finish(files, stop);
         std::error_code ec;
         fs::remove_all(socket_dir_, ec);
@@ -388,7 +399,7 @@ public:
         if (!work_.empty()) {
             fs::remove_all(work_, ec);
         }
-        if (created_bundle_ && !fs::exists(bundle_ / bundle_path::kLog, ec)) {
+        if (created_bundle_ && (!ever_connected_ || !fs::exists(bundle_ / bundle_path::kLog, ec))) {
             fs::remove_all(bundle_, ec);
         }
     }
@@ -399,17 +410,17 @@ private:
         if (fs::exists(bundle_, ec)) {
             const bool empty_dir = fs::is_directory(bundle_, ec) && fs::is_empty(bundle_, ec);
             if (!empty_dir && !args_.force) {
-                throw UsageError(bundle_.string() + " exists (use --force to replace it)");
+                throw OutputRefused(bundle_.string() + " exists (use --force to replace it)");
             }
             if (!empty_dir && !looks_like_bundle(bundle_) && !fs::exists(bundle_ / ".recording", ec)) {
-                throw UsageError(bundle_.string() + " exists and is not a bundle: not replacing it");
+                throw OutputRefused(bundle_.string() + " exists and is not a bundle: not replacing it");
             }
             fs::remove_all(bundle_);
         }
         fs::create_directories(bundle_);
         created_bundle_ = true;
         if (bundle_.string().find(',') != std::string::npos) {
-            throw UsageError("the bundle path must not contain ',' (QEMU option syntax): " + bundle_.string());
+            throw OutputRefused("the bundle path must not contain ',' (QEMU option syntax): " + bundle_.string());
         }
     }
 
@@ -418,6 +429,7 @@ private:
         while (Clock::now() < deadline && qemu_process_.running() && !g_stop_signal) {
             try {
                 qmp_.connect(plan_.qmp_socket, 200ms);
+                ever_connected_ = true;
                 return;
             } catch (const QmpError&) {
             }
@@ -513,6 +525,8 @@ private:
                 stop = "interrupted";  // QEMU saw the terminal's Ctrl-C too
             } else if (exit->success()) {
                 stop = "qemu-exited";
+            } else if (!ever_connected_) {
+                stop = "qemu-died";  // run() reports the failed start
             } else {
                 stop = "qemu-died";
                 std::cerr << "rewind: QEMU " << exit->describe()
@@ -672,6 +686,7 @@ private:
     std::optional<std::uint64_t> icount_;
     std::vector<std::string> notes_;
     bool created_bundle_ = false;
+    bool ever_connected_ = false;
     std::string console_from_log_;  // EVENT_CHAR_OUTPUT bytes
 };
 
@@ -686,6 +701,9 @@ int record(std::span<const std::string> args) {
         recorder.cleanup_after_failure();
         std::cerr << "rewind: " << e.what() << "\n";
         return kExitBadInput;
+    } catch (const OutputRefused& e) {
+        std::cerr << "rewind: " << e.what() << "\n";
+        return kExitUsage;
     } catch (const UsageError&) {
         recorder.cleanup_after_failure();
         throw;
