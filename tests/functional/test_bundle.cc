@@ -3,6 +3,7 @@
 // damaged bundle is refused with a clear error; Ctrl-C ends a recording
 // cleanly; `rewind debug` lands in a module function with its symbols.
 #include "process.hh"
+#include "qmp.hh"
 #include "qemu.hh"
 #include "record_replay.hh"
 #include "scenarios.hh"
@@ -13,8 +14,10 @@
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <thread>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -327,4 +330,98 @@ TEST_CASE("bundle: rewind debug stops in a module function with the module's sym
     CHECK(dbg.code() == 0);
     CHECK_THAT(dbg.output, ContainsSubstring("Breakpoint 1, rewind_test_step"));
     CHECK_THAT(dbg.output, ContainsSubstring("rewind_test_step in section .text"));
+}
+
+TEST_CASE("bundle: a recording whose QEMU was killed keeps a bundle that replays",
+          "[bundle]")
+{
+    TempDir dir("bundle-killed");
+    const std::string serial_path = dir.path() + "/record-serial.log";
+    const std::string bundle = dir.path() + "/killed.rewind";
+    std::vector<std::string> argv = {rewind_cli(), "record", "--out", bundle, "--"};
+    // serial-echo waits for input on a second port that nobody connects to.
+    for (auto &a : user_command(images_dir() + "/vmlinux", initrd_path("serial-echo"), serial_path,
+                                {"-chardev", "socket,id=ser1,host=127.0.0.1,port=" +
+                                                 std::to_string(free_tcp_port()) + ",server=on,wait=off",
+                                 "-serial", "chardev:ser1"})) {
+        argv.push_back(a);
+    }
+    Process::Options o;
+    o.stdout_path = dir.path() + "/record.out";
+    Process rec = Process::spawn(argv, o);
+    REQUIRE(wait_for_text(serial_path, "SERIAL-READY", static_cast<int>(scaled(120s).count())));
+    // QEMU is rewind's only child.
+    const std::string children = read_file("/proc/" + std::to_string(rec.pid()) + "/task/" +
+                                           std::to_string(rec.pid()) + "/children");
+    INFO("children of rewind: " << children);
+    const int qemu_pid = std::atoi(children.c_str());
+    REQUIRE(qemu_pid > 0);
+    ::kill(qemu_pid, SIGKILL);
+    auto status = rec.wait_for(scaled(120s));
+    const std::string out = read_file(dir.path() + "/record.out");
+    INFO(out);
+    REQUIRE(status);
+    CHECK(status->exited);
+    CHECK(status->code == 3);
+    CHECK_THAT(out, ContainsSubstring("killed by signal 9"));
+    const auto manifest = manifest_of(bundle);
+    CHECK(manifest["recording"]["stop_reason"] == "qemu-died");
+
+    CliResult verify = rewind({"verify", bundle});
+    CHECK(verify.code() == 0);
+    CliResult rep = rewind({"replay", bundle, "--workdir", dir.path() + "/replay"});
+    INFO(rep.output);
+    CHECK(rep.code() == 0);
+    CHECK(reached_icount(rep.output) == manifest["recording"]["icount"].get<std::uint64_t>());
+    // The replay ends with the last chunk QEMU flushed: what it printed is
+    // the start of what the recording printed.
+    const std::string replayed = read_file(dir.path() + "/replay/ser0.out");
+    CHECK(read_file(serial_path).starts_with(replayed));
+}
+
+TEST_CASE("bundle: going back in time over a disk write on the rebuilt disk", "[bundle][time-travel]")
+{
+    TempDir dir("bundle-disk-seek");
+    DiskBundle b = record_disk_bundle(dir.path());
+    const std::uint64_t end = manifest_of(b.bundle)["recording"]["icount"].get<std::uint64_t>();
+    const std::string work = dir.path() + "/replay";
+    std::vector<std::string> argv = {rewind_cli(), "replay", b.bundle, "--workdir", work,
+                                     "--gdb=" + std::to_string(free_tcp_port())};
+    Process::Options o;
+    o.stdout_path = dir.path() + "/replay.out";
+    Process rep = Process::spawn(argv, o);
+    // rewind's QMP socket, from the command line it wrote.
+    std::string socket;
+    for (int i = 0; i < 600 && socket.empty(); ++i) {
+        const std::string cmdline = read_file(work + "/cmdline");
+        const auto at = cmdline.find("unix:");
+        if (at != std::string::npos && cmdline.find('\n', at) != std::string::npos) {
+            socket = cmdline.substr(at + 5, cmdline.find(',', at) - at - 5);
+        } else {
+            std::this_thread::sleep_for(100ms);
+        }
+    }
+    REQUIRE_FALSE(socket.empty());
+    QmpClient qmp;
+    qmp.connect(socket, scaled(30s));
+    auto run_to_end = [&] {
+        qmp.execute("cont");
+        const auto deadline = std::chrono::steady_clock::now() + scaled(300s);
+        while (qmp.execute("query-status").value("status", "") != "shutdown") {
+            REQUIRE(std::chrono::steady_clock::now() < deadline);
+            std::this_thread::sleep_for(50ms);
+        }
+        CHECK(qmp.execute("query-replay").value("icount", std::uint64_t{0}) == end);
+    };
+    run_to_end();
+    qmp.execute("replay-seek", {{"icount", 0}});
+    run_to_end();
+    qmp.execute("quit");
+    rep.wait_for(scaled(60s));
+    // The second pass read the original data again, not the guest's write.
+    const std::string serial = read_file(work + "/ser0.out");
+    INFO(serial);
+    const std::string before = md5_hex(b.disk_content.substr(2 << 20, 64 << 10));
+    CHECK(lines_with(serial, "DISK-BEFORE ") == std::vector<std::string>{before, before});
+    CHECK(lines_with(serial, "DISK-WRITE ").size() == 2);
 }
