@@ -8,3 +8,9 @@ export REWIND_VANILLA_QEMU_IMG=${REWIND_VANILLA_QEMU_IMG:-$rewind_top/build/vani
 export REWIND_IMAGES=${REWIND_IMAGES:-$rewind_top/build/images}
 export REWIND_TEST_TMP=${REWIND_TEST_TMP:-$rewind_top/build/test-tmp}
 mkdir -p "$REWIND_TEST_TMP"
+# The rewind command of this build first on the PATH (for people; the tests
+# find it through the build directory).
+case ":$PATH:" in
+    *":$rewind_top/build/tools/rewind/cli:"*) ;;
+    *) export PATH="$rewind_top/build/tools/rewind/cli:$PATH" ;;
+esac
