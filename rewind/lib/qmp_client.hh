@@ -1,6 +1,6 @@
 // A minimal QMP client over a UNIX socket, for the rewind tools that run
 // QEMU (record, replay): query-replay, replay-seek, cont, quit, events.
-// (tests/harness/qmp.hh is the test harness's twin of it.)
+// The test harness uses it too (tests/harness/qmp.hh).
 #pragma once
 
 #include <chrono>
