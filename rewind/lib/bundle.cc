@@ -299,8 +299,14 @@ Manifest manifest_from_json(const json& j, const fs::path& origin) {
     }
     for (const auto& item : top.array("files")) {
         Fields f(item, "files[]", origin);
-        m.files.push_back({f.string("role"), f.string("name"), f.string("source", false), f.sha256("sha256"),
-                           f.number("size")});
+        StoredFile file{f.string("role"), f.string("name"), f.string("source", false), f.sha256("sha256"),
+                        f.number("size")};
+        // A replay puts firmware in a directory under this name.
+        if (file.role == "firmware" &&
+            (file.name.empty() || file.name == "." || file.name == ".." || file.name.find('/') != std::string::npos)) {
+            f.fail("firmware name \"" + file.name + "\" is not a plain file name");
+        }
+        m.files.push_back(std::move(file));
     }
     std::size_t index = 0;
     for (const auto& item : top.array("disks")) {
@@ -533,7 +539,7 @@ public:
     BlockStoreReader(const fs::path& bundle_dir, std::uint64_t expected_blocks)
         : data_path_(bundle_dir / bundle_path::kBlockStore), hashes_(read_whole(bundle_dir / bundle_path::kBlockHashes)) {
         const fs::path hashes_path = bundle_dir / bundle_path::kBlockHashes;
-        if (hashes_.size() != expected_blocks * 32) {
+        if (hashes_.size() % 32 != 0 || hashes_.size() / 32 != expected_blocks) {
             throw BundleError(hashes_path, "holds " + std::to_string(hashes_.size() / 32) + " block hashes, manifest says " +
                                                std::to_string(expected_blocks) + " blocks (truncated or corrupted)");
         }
@@ -543,7 +549,7 @@ public:
         }
         std::error_code ec;
         const auto size = fs::file_size(data_path_, ec);
-        if (ec || size != expected_blocks * kDiskBlockSize) {
+        if (ec || size % kDiskBlockSize != 0 || size / kDiskBlockSize != expected_blocks) {
             throw BundleError(data_path_, "is " + std::to_string(ec ? 0 : size) + " bytes, expected " +
                                               std::to_string(expected_blocks * kDiskBlockSize) +
                                               " (truncated or corrupted)");
@@ -657,7 +663,7 @@ VerifyReport verify_bundle(const fs::path& bundle_dir) {
                 report.problems.push_back(path.string() + ": SHA-256 differs from the manifest's (corrupted or changed)");
                 continue;
             }
-        } catch (const BundleError& e) {
+        } catch (const std::exception& e) {
             report.problems.push_back(e.what());
             continue;
         }
@@ -703,7 +709,7 @@ VerifyReport verify_bundle(const fs::path& bundle_dir) {
                 report.checked.push_back(m.disks[i].map + ": " + std::to_string(map.entries.size()) +
                                          " stored blocks of disk " + m.disks[i].node + ", all intact");
             }
-        } catch (const BundleError& e) {
+        } catch (const std::exception& e) {
             report.problems.push_back(e.what());
         }
     }
