@@ -470,7 +470,12 @@ private:
 
     // Runs until the guest powers off, the user stops us, or QEMU exits.
     std::string supervise(Clock::time_point started) {
-        const bool tty = isatty(STDERR_FILENO);
+        // No status line over a guest console on the same terminal.
+        const auto& cmd = args_.qemu_command;
+        const bool guest_on_terminal = std::any_of(cmd.begin(), cmd.end(), [](const std::string& a) {
+            return a == "-nographic" || a == "--nographic" || a.find("stdio") != std::string::npos;
+        });
+        const bool tty = isatty(STDERR_FILENO) && !guest_on_terminal;
         auto next_status = Clock::now() + 1s;
         std::string stop;
         bool status_shown = false;
