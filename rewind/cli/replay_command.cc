@@ -218,8 +218,8 @@ public:
         }
         for (std::size_t i = 0; i < bundle_.manifest.disks.size(); ++i) {
             const fs::path image = work_ / ("disk" + std::to_string(i) + ".img");
+            disks_.push_back(image);  // removed at the end even if the rebuild fails
             rebuild_disk(bundle_, i, image);
-            disks_.push_back(image);
         }
 
         qemu_binary_ = args_.qemu.empty() ? default_qemu() : args_.qemu;
