@@ -16,6 +16,21 @@ std::uint64_t parse_count(const std::string& text, const std::string& what) {
     return value;
 }
 
+bool ArgumentScanner::is(const std::string& flag) const {
+    return current() == flag || current().starts_with(flag + "=");
+}
+
+std::string ArgumentScanner::value(const std::string& flag) {
+    const std::string& arg = current();
+    if (arg.size() > flag.size() && arg[flag.size()] == '=') {
+        return arg.substr(flag.size() + 1);
+    }
+    if (i_ + 1 >= args_.size()) {
+        throw UsageError(flag + " needs a value");
+    }
+    return args_[++i_];
+}
+
 std::optional<std::string> ParsedArgs::value(const std::string& option) const {
     const auto it = options.find(option);
     if (it == options.end()) return std::nullopt;

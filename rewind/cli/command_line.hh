@@ -1,5 +1,7 @@
-// A small parser for the inspection commands' arguments: one positional
-// RECORDING, flags, and options with a value ("--limit 5" or "--limit=5").
+// Argument parsing for the rewind commands: parse_args() for the inspection
+// commands (one positional RECORDING, flags, and options with a value,
+// "--limit 5" or "--limit=5"), ArgumentScanner for commands with their own
+// option loop (record, replay, debug).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,30 @@ ParsedArgs parse_args(std::span<const std::string> args, const std::set<std::str
                       const std::map<std::string, std::string>& aliases = {});
 
 std::uint64_t parse_count(const std::string& text, const std::string& what);
+
+// Walks the arguments of a command that parses its own options (record,
+// replay, debug): an option's value is given as "--flag VALUE" or
+// "--flag=VALUE".
+class ArgumentScanner {
+public:
+    explicit ArgumentScanner(std::span<const std::string> args) : args_(args) {}
+
+    [[nodiscard]] bool done() const { return i_ >= args_.size(); }
+    [[nodiscard]] const std::string& current() const { return args_[i_]; }
+    void next() { ++i_; }
+    // The arguments from the current one on.
+    [[nodiscard]] std::span<const std::string> rest() const { return args_.subspan(i_); }
+
+    // The current argument is `flag` or "flag=...".
+    [[nodiscard]] bool is(const std::string& flag) const;
+    // The value of the current argument `flag`: after its '=', or the next
+    // argument (which it consumes). UsageError if there is none.
+    std::string value(const std::string& flag);
+
+private:
+    std::span<const std::string> args_;
+    std::size_t i_ = 0;
+};
 
 }  // namespace qemu_rewind::cli
 

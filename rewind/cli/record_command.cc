@@ -21,6 +21,7 @@
 #include "bundle.hh"
 #include "bundle_commands.hh"
 #include "child_process.hh"
+#include "command_line.hh"
 #include "log_commands.hh"
 #include "qemu_binary.hh"
 #include "qemu_options.hh"
@@ -58,28 +59,17 @@ struct RecordArgs {
 
 RecordArgs parse_record_args(std::span<const std::string> args) {
     RecordArgs parsed;
-    std::size_t i = 0;
-    auto value = [&](const std::string& flag) -> std::string {
-        const std::string& arg = args[i];
-        if (arg.size() > flag.size() && arg[flag.size()] == '=') {
-            return arg.substr(flag.size() + 1);
-        }
-        if (i + 1 >= args.size()) {
-            throw UsageError(flag + " needs a value");
-        }
-        return args[++i];
-    };
-    auto is = [&](const std::string& flag) { return args[i] == flag || args[i].starts_with(flag + "="); };
-    for (; i < args.size(); ++i) {
-        const std::string& arg = args[i];
+    ArgumentScanner scan(args);
+    for (; !scan.done(); scan.next()) {
+        const std::string& arg = scan.current();
         if (arg == "--") {
-            ++i;
+            scan.next();
             break;
         }
-        if (is("--out") || arg == "-o") {
-            parsed.out = value(arg == "-o" ? "-o" : "--out");
-        } else if (is("--checkpoint-every")) {
-            const std::string text = value("--checkpoint-every");
+        if (scan.is("--out") || arg == "-o") {
+            parsed.out = scan.value(arg == "-o" ? "-o" : "--out");
+        } else if (scan.is("--checkpoint-every")) {
+            const std::string text = scan.value("--checkpoint-every");
             std::size_t used = 0;
             unsigned long long seconds = 0;
             try {
@@ -93,38 +83,41 @@ RecordArgs parse_record_args(std::span<const std::string> args) {
             parsed.checkpoint_every = seconds;
         } else if (arg == "--force") {
             parsed.force = true;
-        } else if (is("--console")) {
-            parsed.consoles.push_back(value("--console"));
+        } else if (scan.is("--console")) {
+            parsed.consoles.push_back(scan.value("--console"));
         } else if (arg.starts_with("-")) {
             throw UsageError("unknown option '" + arg + "' (the QEMU command goes after --)");
         } else {
             break;  // the QEMU binary
         }
     }
-    parsed.qemu_command.assign(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+    const auto rest = scan.rest();
+    parsed.qemu_command.assign(rest.begin(), rest.end());
     if (parsed.qemu_command.empty()) {
         throw UsageError("record: missing the QEMU command (rewind record [options] -- qemu-system-x86_64 ARGS...)");
     }
     return parsed;
 }
 
-std::string utc_now_iso() {
+enum class TimeZone { Utc, Local };
+
+// The current time in strftime's `format`.
+std::string format_now(const char* format, TimeZone zone) {
     const std::time_t now = std::time(nullptr);
     std::tm tm{};
-    gmtime_r(&now, &tm);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (zone == TimeZone::Utc) {
+        gmtime_r(&now, &tm);
+    } else {
+        localtime_r(&now, &tm);
+    }
+    char text[64];
+    std::strftime(text, sizeof text, format, &tm);
     return text;
 }
 
-std::string default_bundle_name() {
-    const std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    localtime_r(&now, &tm);
-    char text[64];
-    std::strftime(text, sizeof text, "rewind-%Y%m%d-%H%M%S.rewind", &tm);
-    return text;
-}
+std::string utc_now_iso() { return format_now("%Y-%m-%dT%H:%M:%SZ", TimeZone::Utc); }
+
+std::string default_bundle_name() { return format_now("rewind-%Y%m%d-%H%M%S.rewind", TimeZone::Local); }
 
 std::string host_name() {
     char name[256] = {};

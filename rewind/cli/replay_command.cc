@@ -13,6 +13,7 @@
 #include "bundle.hh"
 #include "bundle_commands.hh"
 #include "child_process.hh"
+#include "command_line.hh"
 #include "log_commands.hh"
 #include "qemu_binary.hh"
 #include "qmp_client.hh"
@@ -66,42 +67,32 @@ int parse_port(const std::string& text, const std::string& what) {
 
 SessionArgs parse_session_args(std::span<const std::string> args, bool debug) {
     SessionArgs parsed;
-    std::size_t i = 0;
-    auto value = [&](const std::string& flag) -> std::string {
-        const std::string& arg = args[i];
-        if (arg.size() > flag.size() && arg[flag.size()] == '=') {
-            return arg.substr(flag.size() + 1);
-        }
-        if (i + 1 >= args.size()) {
-            throw UsageError(flag + " needs a value");
-        }
-        return args[++i];
-    };
-    auto is = [&](const std::string& flag) { return args[i] == flag || args[i].starts_with(flag + "="); };
-    for (; i < args.size(); ++i) {
-        const std::string& arg = args[i];
+    ArgumentScanner scan(args);
+    for (; !scan.done(); scan.next()) {
+        const std::string& arg = scan.current();
         if (arg == "--") {
-            parsed.extra.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+            const auto rest = scan.rest().subspan(1);
+            parsed.extra.assign(rest.begin(), rest.end());
             break;
         }
-        if (is("--workdir")) {
-            parsed.workdir = value("--workdir");
-        } else if (is("--qemu")) {
-            parsed.qemu = value("--qemu");
+        if (scan.is("--workdir")) {
+            parsed.workdir = scan.value("--workdir");
+        } else if (scan.is("--qemu")) {
+            parsed.qemu = scan.value("--qemu");
         } else if (!debug && arg == "--gdb") {
             parsed.gdb_port = kDefaultGdbPort;
         } else if (!debug && arg.starts_with("--gdb=")) {
             parsed.gdb_port = parse_port(arg.substr(6), "--gdb");
-        } else if (!debug && is("--seek")) {
-            parsed.seek = parse_number(value("--seek"), "--seek");
-        } else if (debug && is("--gdb-port")) {
-            parsed.gdb_port = parse_port(value("--gdb-port"), "--gdb-port");
-        } else if (debug && is("--vmlinux")) {
-            parsed.vmlinux = value("--vmlinux");
-        } else if (debug && is("--gdb")) {
-            parsed.gdb = value("--gdb");
-        } else if (debug && is("--module")) {
-            const std::string spec = value("--module");
+        } else if (!debug && scan.is("--seek")) {
+            parsed.seek = parse_number(scan.value("--seek"), "--seek");
+        } else if (debug && scan.is("--gdb-port")) {
+            parsed.gdb_port = parse_port(scan.value("--gdb-port"), "--gdb-port");
+        } else if (debug && scan.is("--vmlinux")) {
+            parsed.vmlinux = scan.value("--vmlinux");
+        } else if (debug && scan.is("--gdb")) {
+            parsed.gdb = scan.value("--gdb");
+        } else if (debug && scan.is("--module")) {
+            const std::string spec = scan.value("--module");
             const auto eq = spec.find('=');
             if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
                 throw UsageError("--module expects NAME=PATH.ko, got '" + spec + "'");
