@@ -87,6 +87,26 @@ std::uint64_t reached_icount(const std::string &output)
     return std::stoull(output.substr(at + tag.size()));
 }
 
+// `rewind record --out BUNDLE` of the serial-echo scenario in the background
+// (its output in DIR/record.out), the guest's second serial port a TCP
+// server on `port`; returns once the guest waits for input.
+Process start_serial_echo_recording(const std::string &dir, const std::string &bundle,
+                                    const std::string &serial_path, int port)
+{
+    std::vector<std::string> argv = {rewind_cli(), "record", "--out", bundle, "--"};
+    for (auto &a : user_command(images_dir() + "/vmlinux", initrd_path("serial-echo"), serial_path,
+                                {"-chardev", "socket,id=ser1,host=127.0.0.1,port=" +
+                                                 std::to_string(port) + ",server=on,wait=off",
+                                 "-serial", "chardev:ser1"})) {
+        argv.push_back(a);
+    }
+    Process::Options o;
+    o.stdout_path = dir + "/record.out";
+    Process rec = Process::spawn(argv, o);
+    REQUIRE(wait_for_text(serial_path, "SERIAL-READY", static_cast<int>(scaled(120s).count())));
+    return rec;
+}
+
 // A disk-scenario recording whose kernel, initrd and disk image lived in
 // `dir` and are gone once it returns.
 struct DiskBundle {
@@ -260,17 +280,7 @@ TEST_CASE("bundle: Ctrl-C ends a recording cleanly and the bundle replays", "[bu
     const int port = free_tcp_port();
     const std::string serial_path = dir.path() + "/record-serial.log";
     const std::string bundle = dir.path() + "/echo.rewind";
-    std::vector<std::string> argv = {rewind_cli(), "record", "--out", bundle, "--"};
-    for (auto &a : user_command(images_dir() + "/vmlinux", initrd_path("serial-echo"), serial_path,
-                                {"-chardev", "socket,id=ser1,host=127.0.0.1,port=" +
-                                                 std::to_string(port) + ",server=on,wait=off",
-                                 "-serial", "chardev:ser1"})) {
-        argv.push_back(a);
-    }
-    Process::Options o;
-    o.stdout_path = dir.path() + "/record.out";
-    Process rec = Process::spawn(argv, o);
-    REQUIRE(wait_for_text(serial_path, "SERIAL-READY", static_cast<int>(scaled(120s).count())));
+    Process rec = start_serial_echo_recording(dir.path(), bundle, serial_path, port);
     // Input that only the log can give back at replay.
     const std::string line = random_token(24);
     TcpClient client(port, 10000);
@@ -338,18 +348,8 @@ TEST_CASE("bundle: a recording whose QEMU was killed keeps a bundle that replays
     TempDir dir("bundle-killed");
     const std::string serial_path = dir.path() + "/record-serial.log";
     const std::string bundle = dir.path() + "/killed.rewind";
-    std::vector<std::string> argv = {rewind_cli(), "record", "--out", bundle, "--"};
     // serial-echo waits for input on a second port that nobody connects to.
-    for (auto &a : user_command(images_dir() + "/vmlinux", initrd_path("serial-echo"), serial_path,
-                                {"-chardev", "socket,id=ser1,host=127.0.0.1,port=" +
-                                                 std::to_string(free_tcp_port()) + ",server=on,wait=off",
-                                 "-serial", "chardev:ser1"})) {
-        argv.push_back(a);
-    }
-    Process::Options o;
-    o.stdout_path = dir.path() + "/record.out";
-    Process rec = Process::spawn(argv, o);
-    REQUIRE(wait_for_text(serial_path, "SERIAL-READY", static_cast<int>(scaled(120s).count())));
+    Process rec = start_serial_echo_recording(dir.path(), bundle, serial_path, free_tcp_port());
     // QEMU is rewind's only child.
     const std::string children = read_file("/proc/" + std::to_string(rec.pid()) + "/task/" +
                                            std::to_string(rec.pid()) + "/children");
