@@ -7,6 +7,7 @@
 #include "qemu.hh"
 #include "record_replay.hh"
 #include "scenarios.hh"
+#include "usb_devices.hh"
 #include "util.hh"
 
 #include <catch2/catch_test_macros.hpp>
@@ -424,4 +425,41 @@ TEST_CASE("bundle: going back in time over a disk write on the rebuilt disk", "[
     const std::string before = md5_hex(b.disk_content.substr(2 << 20, 64 << 10));
     CHECK(lines_with(serial, "DISK-BEFORE ") == std::vector<std::string>{before, before});
     CHECK(lines_with(serial, "DISK-WRITE ").size() == 2);
+}
+
+TEST_CASE("bundle: a USB drive passed through is recorded by rewind record and replays "
+          "without the device",
+          "[bundle][usb]")
+{
+    TempDir dir("bundle-usb");
+    UsbDrive drive = make_usb_drive(dir.path(), "DISK-A");
+    const std::string bundle = dir.path() + "/usb.rewind";
+    const std::string serial = dir.path() + "/record-serial.log";
+    // rewind-usbdev serves the drive; rewind record runs under it and
+    // QEMU under rewind record, as a QA machine with the device plugged.
+    std::vector<std::string> argv = usbdev_wrapper({drive}, dir.path() + "/usbdev.log");
+    argv.insert(argv.end(), {rewind_cli(), "record", "--out", bundle, "--"});
+    auto user = user_command(images_dir() + "/vmlinux", initrd_path("usb-storage"), serial,
+                             {"-device", "qemu-xhci", "-device", "usb-host,hostbus=1,hostaddr=2"});
+    argv.insert(argv.end(), user.begin(), user.end());
+    auto rec = run_command(argv, scaled(300s), dir.path());
+    INFO(shell_join(argv) << "\n" << rec.output);
+    REQUIRE_FALSE(rec.timed_out);
+    REQUIRE(rec.status.exited);
+    REQUIRE(rec.status.code == 0);
+    const std::string expected = "USB-MD5 " + drive.serial + " " + md5_hex(drive.content);
+    REQUIRE(read_file(serial).find(expected) != std::string::npos);
+
+    // The developer's machine: no device program, no image.
+    fs::remove(drive.image);
+    CliResult replay = rewind({"replay", bundle, "--workdir", dir.path() + "/replay"});
+    CHECK(replay.code() == 0);
+    CHECK(reached_icount(replay.output) == manifest_of(bundle).at("recording").at("icount").get<std::uint64_t>());
+    // What the replayed guest printed, from the log's output records.
+    CliResult text = rewind({"extract", bundle, "--serial"});
+    CHECK(text.code() == 0);
+    CHECK(text.output.find(expected) != std::string::npos);
+    CliResult info = rewind({"info", bundle});
+    CHECK(info.output.find("usb-host 0") != std::string::npos);
+    CHECK(info.output.find("1209:0001") != std::string::npos);
 }
