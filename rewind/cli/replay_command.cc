@@ -14,6 +14,7 @@
 #include "bundle_commands.hh"
 #include "child_process.hh"
 #include "command_line.hh"
+#include "gdb_symbols.hh"
 #include "log_commands.hh"
 #include "qemu_binary.hh"
 #include "qmp_client.hh"
@@ -354,12 +355,6 @@ bool seek_to(ReplaySession& session, std::uint64_t target) {
     return session.wait_until_at(target, 60s);
 }
 
-std::string hex(std::uint64_t value) {
-    char text[32];
-    std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
-    return text;
-}
-
 }  // namespace
 
 int replay(std::span<const std::string> args) {
@@ -426,33 +421,16 @@ int debug(std::span<const std::string> args) {
             out << "# written by rewind debug for " << session.bundle().root.string() << "\n";
             // add-symbol-file asks for confirmation otherwise.
             out << "set confirm off\n";
-            if (!session.args().vmlinux.empty()) {
-                out << "file " << fs::absolute(session.args().vmlinux).string() << "\n";
-            }
+            SymbolFiles files{session.args().vmlinux, {}};
             for (const auto& [name, path] : session.args().modules) {
-                auto it = std::find_if(m.modules.begin(), m.modules.end(), [&](const auto& r) { return r.name == name; });
-                if (it == m.modules.end() || !it->sections.contains(".text")) {
-                    std::cerr << "rewind: module " << name
-                              << ": no load address in the recording (the guest did not print a rewind-module line)\n";
-                    continue;
-                }
-                out << "add-symbol-file " << fs::absolute(path).string() << " " << hex(it->sections.at(".text"));
-                for (const auto& [section, address] : it->sections) {
-                    // .symtab/.strtab are not sections of the .ko gdb could place.
-                    if (section != ".text" && section != ".symtab" && section != ".strtab") {
-                        out << " -s " << section << " " << hex(address);
-                    }
-                }
-                out << "\n";
+                files.modules.emplace_back(name, path);
             }
-            for (const auto& mod : m.modules) {
-                const bool given = std::any_of(session.args().modules.begin(), session.args().modules.end(),
-                                               [&](const auto& p) { return p.first == mod.name; });
-                if (!given) {
-                    std::cerr << "rewind: module " << mod.name << " was loaded at .text "
-                              << (mod.sections.contains(".text") ? hex(mod.sections.at(".text")) : "?")
-                              << " (give --module " << mod.name << "=PATH.ko for its symbols)\n";
-                }
+            const SymbolCommands symbols = gdb_symbol_commands(m, files);
+            for (const auto& command : symbols.commands) {
+                out << command << "\n";
+            }
+            for (const auto& note : symbols.notes) {
+                std::cerr << "rewind: " << note << "\n";
             }
             out << "set confirm on\n";
             out << "target remote 127.0.0.1:" << port << "\n";
