@@ -28,6 +28,11 @@
 #                                rewind_test, rewind_usbiso) in
 #                                /lib/modules/<name>.ko; the scenario
 #                                loads them itself
+#   tests/guest/programs/<name>.cc  a line "# rewind-programs: name ..."
+#                                puts those guest programs, C++ built here
+#                                with g++ -std=c++20 -static -Os (stripped;
+#                                tests/guest/module on the include path for
+#                                the shared ioctl headers), in /bin/<name>
 #   Debian user-space programs   a line "# rewind-debs: pkg1 pkg2" lists
 #                                Debian packages (current candidate
 #                                versions, downloaded and cached like the
@@ -229,6 +234,14 @@ for f in "$GUEST"/*.sh; do
     done
 done
 [ ${#scenarios[@]} -gt 0 ] || die "no scenarios in $GUEST"
+programs=()       # every program some scenario's "# rewind-programs:" names
+# shellcheck disable=SC2013 # one word per program
+for m in $(sed -n 's/^# rewind-programs:[[:space:]]*//p' "$GUEST"/*.sh); do
+    [ -f "$GUEST/programs/$m.cc" ] || die "no tests/guest/programs/$m.cc (rewind-programs line)"
+    [[ " ${programs[*]} " = *" $m "* ]] || programs+=("$m")
+done
+[ ${#programs[@]} -eq 0 ] || command -v g++ >/dev/null ||
+    die "g++ not found (for tests/guest/programs): run scripts/install-deps.sh test"
 if [ -n "$test_module" ]; then
     command -v "$kcc" >/dev/null ||
         die "$kcc (the guest kernel's compiler) not found: run scripts/install-deps.sh test"
@@ -278,6 +291,7 @@ hash=$( {
     echo "kernel $kpkg $kpkgver busybox $bbver cmdline $CMDLINE"
     [ -z "$test_module" ] || echo "headers $hdeps compiler $("$kcc" --version | head -n1)"
     [ -z "$deb_resolved" ] || echo "debs $deb_resolved"
+    [ ${#programs[@]} -eq 0 ] || echo "programs $(g++ --version | head -n1)"
     sha256sum "$SELF" | cut -d' ' -f1
     (cd "$GUEST" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 } | sha256sum | cut -d' ' -f1)
@@ -480,6 +494,17 @@ build_test_module() {
 }
 [ -z "$test_module" ] || build_test_module
 
+# ---- guest programs (tests/guest/programs) ----
+# Static, so they need nothing from the initramfs; built once, copied
+# into each initramfs whose scenario lists them.
+for m in "${programs[@]}"; do
+    log "building guest program $m"
+    mkdir -p "$WORK/programs"
+    g++ -std=c++20 -static -Os -Wall -I "$GUEST/module" -o "$WORK/programs/$m" \
+        "$GUEST/programs/$m.cc" || die "building tests/guest/programs/$m.cc failed"
+    strip "$WORK/programs/$m"
+done
+
 # ---- kernel modules ----
 MODDIR=$WORK/k/lib/modules/$kver
 declare -A modpath=() builtin=() done_mod=()
@@ -544,6 +569,10 @@ build_initramfs() {
     done
     for a in $(sed -n 's/^# rewind-test-modules:[[:space:]]*//p' "$GUEST/$n.sh" | head -n1); do
         cp "$WORK/$a.ko" "$root/lib/modules/$a.ko"
+    done
+    for a in $(sed -n 's/^# rewind-programs:[[:space:]]*//p' "$GUEST/$n.sh" | head -n1); do
+        rm -f "$root/bin/$a"   # never write through a busybox applet link
+        cp "$WORK/programs/$a" "$root/bin/$a"
     done
     if [ ${#order[@]} -gt 0 ]; then
         for a in "${order[@]}"; do
