@@ -75,6 +75,15 @@ std::vector<std::string> single_device_wrapper(const std::string &device,
     return {usbdev_binary(), "--log", log, "--device", device, "--"};
 }
 
+std::vector<std::string> usb_demo_command(const std::string &serial_path)
+{
+    return {qemu_binary(), "-M", "pc", "-m", "256", "-nodefaults", "-display", "none",
+            "-no-reboot", "-kernel", images_dir() + "/vmlinux",
+            "-initrd", initrd_path("usb-demo"), "-append", base_kernel_cmdline(),
+            "-chardev", "file,id=ser0,path=" + serial_path, "-serial", "chardev:ser0",
+            "-device", "qemu-xhci", "-device", "usb-host,hostbus=1,hostaddr=2"};
+}
+
 std::string random_keyboard_text(std::size_t n)
 {
     static const std::string alphabet =

@@ -1,7 +1,7 @@
 // The software USB devices of tests/usbdev (rewind-usbdev) as the
 // functional tests use them: drive images, the usb-host command lines of
-// the usb-storage, usb-hid and usb-iso scenarios, and the rewind-usbdev
-// wrapper QEMU runs under.
+// the usb-storage, usb-hid, usb-iso and usb-demo scenarios, and the
+// rewind-usbdev wrapper QEMU runs under.
 #pragma once
 
 #include "scenarios.hh"
@@ -37,6 +37,11 @@ std::vector<std::string> usbdev_wrapper(const std::vector<UsbDrive> &drives,
 // rewind-usbdev serving one device ("keyboard:text=...", "iso:seed=...").
 std::vector<std::string> single_device_wrapper(const std::string &device,
                                                const std::string &log);
+
+// The usb-demo scenario's QEMU command line as a user types it (no
+// record/replay options: `rewind record` adds them), serial output to
+// serial_path; the demo device is bus 1, address 2.
+std::vector<std::string> usb_demo_command(const std::string &serial_path);
 
 // Text for the keyboard model: random letters, digits and a few
 // characters that need Shift.
