@@ -29,16 +29,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// build/tools/rewind/cli/rewind, next to this program's build/tools/tests/functional.
-std::string rewind_cli()
-{
-    const std::string from_env = env_or("REWIND_CLI", "");
-    if (!from_env.empty()) {
-        return from_env;
-    }
-    const auto exe = fs::read_symlink("/proc/self/exe");
-    return (exe.parent_path().parent_path().parent_path() / "rewind/cli/rewind").string();
-}
+std::string rewind_cli() { return rewind_binary(); }
 
 struct CliResult {
     ExitStatus status;

@@ -227,6 +227,11 @@ std::string usbdev_binary()
     return setting("REWIND_USBDEV", "tools/tests/usbdev/rewind-usbdev");
 }
 
+std::string rewind_binary()
+{
+    return setting("REWIND_CLI", "tools/rewind/cli/rewind");
+}
+
 }  // namespace qemu_rewind::test
 
 namespace qemu_rewind::test {

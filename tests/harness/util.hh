@@ -53,6 +53,8 @@ std::string gdb_binary();        // REWIND_GDB, default "gdb"
 // rewind-usbdev (software USB devices for usb-host): REWIND_USBDEV, else
 // build/tools/tests/usbdev/rewind-usbdev of this build.
 std::string usbdev_binary();
+// The rewind command (REWIND_CLI, or this build's).
+std::string rewind_binary();
 
 }  // namespace qemu_rewind::test
 
