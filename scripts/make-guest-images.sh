@@ -107,9 +107,11 @@
 #                -device qemu-xhci -device usb-host,hostbus=1,hostaddr=2
 #   usb-iso:     the same with rewind-usbdev --device iso:seed=N
 #                (replay: the same QEMU command line, without rewind-usbdev)
+#   usb-demo:    the same with rewind-usbdev --device demo[:seed=N]; ends
+#                in a kernel panic (QEMU exits: panic=-1 and -no-reboot)
 # Each scenario's protocol is described at the top of its tests/guest file.
-# The serial log has CRLF line ends; every run ends with "REWIND-DONE" and
-# the kernel's "reboot: Power down".
+# The serial log has CRLF line ends; every run (but usb-demo's) ends with
+# "REWIND-DONE" and the kernel's "reboot: Power down".
 #
 # Measured (QEMU 10.0 TCG, 2 cores, shared host), wall time of a whole run,
 # plain / record / replay:  boot 1.2-1.5 / 2.5-3.0 / 2.8-3.9 s,
