@@ -16,32 +16,18 @@
 #include <catch2/matchers/catch_matchers_string.hpp>
 
 #include <algorithm>
-#include <filesystem>
 #include <random>
 #include <regex>
 
 using namespace qemu_rewind::test;
 using namespace std::chrono_literals;
 using Catch::Matchers::ContainsSubstring;
-namespace fs = std::filesystem;
 
 namespace {
 
 constexpr const char *panic_message =
     "Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: "
     "rewind_demo_parse_report+";
-
-// build/tools/rewind/cli/rewind, next to this program's
-// build/tools/tests/functional (or REWIND_CLI).
-std::string rewind_command()
-{
-    const std::string from_env = env_or("REWIND_CLI", "");
-    if (!from_env.empty()) {
-        return from_env;
-    }
-    const auto exe = fs::read_symlink("/proc/self/exe");
-    return (exe.parent_path().parent_path().parent_path() / "rewind/cli/rewind").string();
-}
 
 CommandResult run_checked(const std::vector<std::string> &argv, const std::string &dir = "")
 {
@@ -82,7 +68,7 @@ TEST_CASE("usb demo: the driver's stack smash is recorded with the device and re
 
     std::vector<std::string> argv =
         single_device_wrapper("demo:seed=" + std::to_string(seed), dir.path() + "/usbdev.log");
-    argv.insert(argv.end(), {rewind_command(), "record", "--out", bundle, "--"});
+    argv.insert(argv.end(), {rewind_binary(), "record", "--out", bundle, "--"});
     const auto qemu = usb_demo_command(serial_path);
     argv.insert(argv.end(), qemu.begin(), qemu.end());
     auto rec = run_checked(argv, dir.path());
@@ -110,15 +96,15 @@ TEST_CASE("usb demo: the driver's stack smash is recorded with the device and re
 
     // The developer's machine: no device program, only the bundle.
     const std::string work = dir.path() + "/replay";
-    auto replay = run_checked({rewind_command(), "replay", bundle, "--workdir", work});
+    auto replay = run_checked({rewind_binary(), "replay", bundle, "--workdir", work});
     CHECK(replay.status.code == 0);
-    auto info = run_checked({rewind_command(), "info", bundle});
+    auto info = run_checked({rewind_binary(), "info", bundle});
     const std::uint64_t end = recorded_icount(info.output);
     CHECK(end > 0);
     CHECK(reached_icount(replay.output) == end);
     CHECK(read_file(work + "/ser0.out") == serial);
     // What the log says the guest printed.
-    auto text = run_checked({rewind_command(), "extract", bundle, "--serial"});
+    auto text = run_checked({rewind_binary(), "extract", bundle, "--serial"});
     CHECK(text.status.code == 0);
     CHECK_THAT(text.output, ContainsSubstring(panic_message));
 }
