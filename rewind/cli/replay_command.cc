@@ -355,6 +355,28 @@ bool seek_to(ReplaySession& session, std::uint64_t target) {
     return session.wait_until_at(target, 60s);
 }
 
+// The guest has shut down, or gdb killed it (QEMU waits under
+// -no-shutdown; a SHUTDOWN event tells either, also while the VM was
+// stopped), and no gdb is connected to the stub (QEMU shows its socket as
+// "disconnected:").
+bool guest_shut_down_without_gdb(QmpClient& qmp, bool& shut_down) {
+    try {
+        shut_down = shut_down || !qmp.wait_event("SHUTDOWN", std::chrono::milliseconds(0)).is_null() ||
+                    qmp.execute("query-status").value("status", "") == "shutdown";
+        if (!shut_down) {
+            return false;
+        }
+        for (const auto& chardev : qmp.execute("query-chardev")) {
+            if (chardev.value("label", "") == "gdb") {
+                return chardev.value("filename", "").starts_with("disconnected");
+            }
+        }
+        return true;
+    } catch (const std::exception&) {
+        return false;  // QEMU is going away; wait() tells
+    }
+}
+
 }  // namespace
 
 int replay(std::span<const std::string> args) {
@@ -379,11 +401,21 @@ int replay(std::span<const std::string> args) {
         }
         if (session.args().gdb_port) {
             std::cerr << "rewind: waiting for gdb: target remote 127.0.0.1:" << *session.args().gdb_port
-                      << " (the replay ends when QEMU does)\n";
-            session.qmp().close();
+                      << " (the replay ends with QEMU, or once the guest has shut down and no gdb is "
+                         "attached: gdb's kill or detach)\n";
             std::signal(SIGINT, SIG_IGN);
-            const auto exit = session.qemu().wait();
-            return exit && exit->exited ? kExitOk : kExitQemuFailed;
+            bool shut_down = false;
+            for (;;) {
+                if (const auto exit = session.qemu().wait(500ms)) {
+                    return exit->exited ? kExitOk : kExitQemuFailed;
+                }
+                // -no-shutdown keeps a shut-down guest for gdb to go back
+                // from; gdb's kill is a shutdown request too.
+                if (guest_shut_down_without_gdb(session.qmp(), shut_down)) {
+                    session.quit();
+                    return kExitOk;
+                }
+            }
         }
         session.qmp().execute("replay-break", {{"icount", end}});
         session.qmp().execute("cont");
