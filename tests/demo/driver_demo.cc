@@ -27,7 +27,7 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr const char *kModule = "rewind_demo";
-constexpr const char *kFunction = "rewind_demo_parse_report";
+constexpr const char *kFunction = "rewind_demo_ioctl";
 constexpr const char *kPanic = "stack-protector: Kernel stack is corrupted";
 
 double seconds_since(Clock::time_point t0)

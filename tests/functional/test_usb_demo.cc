@@ -19,6 +19,8 @@
 #include <random>
 #include <regex>
 
+#include "driver_demo.hh"
+
 using namespace qemu_rewind::test;
 using namespace std::chrono_literals;
 using Catch::Matchers::ContainsSubstring;
@@ -27,7 +29,7 @@ namespace {
 
 constexpr const char *panic_message =
     "Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: "
-    "rewind_demo_parse_report+";
+    "rewind_demo_ioctl+";
 
 CommandResult run_checked(const std::vector<std::string> &argv, const std::string &dir = "")
 {
@@ -112,17 +114,12 @@ TEST_CASE("usb demo: the driver's stack smash is recorded with the device and re
 TEST_CASE("usb demo: the driver's debug info has rows for its copying and return lines",
           "[demo][gdb]")
 {
-    // The lines make demo stops on, found in the source next to the .ko.
+    // The lines make demo stops on, found in the source next to the .ko
+    // the way the demo finds them.
     const std::string dir = images_dir() + "/module";
-    const std::string source = read_file(dir + "/rewind_demo.c");
-    REQUIRE_FALSE(source.empty());
-    auto line_of = [&](const std::string &text) {
-        const auto at = source.find(text);
-        REQUIRE(at != std::string::npos);
-        return 1 + std::count(source.begin(), source.begin() + static_cast<long>(at), '\n');
-    };
-    const auto copy_line = line_of("memcpy(msg, rx + 1, len);");
-    const auto return_line = line_of("return sum;");
+    const DemoSource src = find_demo_source(dir + "/rewind_demo.c");
+    const int copy_line = src.copy_line;
+    const int return_line = src.last_line;
     auto r = run_checked({gdb_binary(), "-nx", "-batch", "-ex",
                           "info line rewind_demo.c:" + std::to_string(copy_line), "-ex",
                           "info line rewind_demo.c:" + std::to_string(return_line),
@@ -131,7 +128,7 @@ TEST_CASE("usb demo: the driver's debug info has rows for its copying and return
     for (auto line : {copy_line, return_line}) {
         const std::regex row("Line " + std::to_string(line) +
                              " of \"[^\"]*rewind_demo.c\" starts at address 0x[0-9a-f]+ "
-                             "<rewind_demo_parse_report\\+[0-9]+> and ends at");
+                             "<" + src.function + "\\+[0-9]+> and ends at");
         CHECK(std::regex_search(r.output, row));
     }
 }

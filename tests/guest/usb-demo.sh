@@ -13,7 +13,7 @@
 # for each.  The device's first reports are short, then they are long, and
 # the driver crashes the kernel on the first long one:
 #     Kernel panic - not syncing: stack-protector: Kernel stack is
-#     corrupted in: rewind_demo_parse_report+0x.../0x... [rewind_demo]
+#     corrupted in: rewind_demo_ioctl+0x.../0x... [rewind_demo]
 # The command line has panic=-1 and QEMU runs with -no-reboot: QEMU exits.
 # Without a crash: "REWIND-FAIL usb-demo: no crash after 10 reports".
 # rewind-modules: xhci_pci

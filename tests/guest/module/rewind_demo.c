@@ -28,26 +28,13 @@
 static struct usb_device *demo_udev;	/* the bound sensor, or NULL */
 static DEFINE_MUTEX(demo_mutex);	/* guards demo_udev and transfers */
 
-/* Decodes one report; returns the checksum of its payload. */
-static noinline int rewind_demo_parse_report(const u8 *rx, int actual)
-{
-	u8 msg[16];
-	int len, i, sum = 0;
-
-	len = rx[0];
-	memcpy(msg, rx + 1, len);
-	for (i = 0; i < len; i++)
-		sum += msg[i];
-	pr_info("rewind_demo: report of %d bytes (%d received), checksum %d\n",
-		len, actual, sum);
-	return sum;
-}
-
+/* Reads one report from the sensor; returns its length and checksum. */
 static long rewind_demo_ioctl(struct file *file, unsigned int cmd,
 			      unsigned long arg)
 {
 	struct rewind_demo_report report;
-	int actual = 0, ret;
+	int actual = 0, ret, len, i, sum = 0;
+	u8 msg[16];
 	u8 *rx;
 
 	if (cmd != REWIND_DEMO_READ)
@@ -68,8 +55,12 @@ static long rewind_demo_ioctl(struct file *file, unsigned int cmd,
 		ret = -EIO;
 		goto out;
 	}
-	report.length = rx[0];
-	report.checksum = rewind_demo_parse_report(rx, actual);
+	len = rx[0];
+	memcpy(msg, rx + 1, len);
+	for (i = 0; i < len; i++)
+		sum += msg[i];
+	report.length = len;
+	report.checksum = sum;
 	ret = copy_to_user((void __user *)arg, &report, sizeof(report)) ?
 		-EFAULT : 0;
 out:
