@@ -1,7 +1,6 @@
 #include "demo_device.hh"
 
 #include <algorithm>
-#include <iostream>
 #include <sstream>
 
 namespace qemu_rewind::usbdev {
@@ -20,13 +19,7 @@ const ModelRegistration registration{
 std::uint64_t seed_from(const DeviceSpec &spec)
 {
     spec.allow_only({"seed"});
-    if (spec.options.count("seed")) {
-        return spec.get_number("seed", 0);
-    }
-    std::random_device rd;
-    std::uint64_t seed = (static_cast<std::uint64_t>(rd()) << 32) | rd();
-    std::cerr << "rewind-usbdev: --device " << spec.text << ": seed=" << seed << "\n";
-    return seed;
+    return spec.seed_or_random();
 }
 
 DeviceDescription demo_description()

@@ -1,6 +1,8 @@
 #include "device_registry.hh"
 
 #include <algorithm>
+#include <iostream>
+#include <random>
 
 namespace qemu_rewind::usbdev {
 
@@ -34,6 +36,17 @@ std::string DeviceSpec::require(const std::string &key) const
         throw SpecError("--device " + text + ": missing option '" + key + "='");
     }
     return it->second;
+}
+
+std::uint64_t DeviceSpec::seed_or_random() const
+{
+    if (options.count("seed")) {
+        return get_number("seed", 0);
+    }
+    std::random_device rd;
+    std::uint64_t seed = (static_cast<std::uint64_t>(rd()) << 32) | rd();
+    std::cerr << "rewind-usbdev: --device " << text << ": seed=" << seed << "\n";
+    return seed;
 }
 
 std::uint64_t DeviceSpec::get_number(const std::string &key, std::uint64_t fallback) const

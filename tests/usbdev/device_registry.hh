@@ -41,6 +41,9 @@ struct DeviceSpec {
     std::uint64_t get_number(const std::string &key, std::uint64_t fallback) const;
     // Throws SpecError naming the first option not in `known`.
     void allow_only(const std::vector<std::string> &known) const;
+    // The "seed" option, or a random seed, printed to stderr so that the
+    // run can be repeated with seed=N.
+    std::uint64_t seed_or_random() const;
 };
 
 DeviceSpec parse_device_spec(std::string_view text);   // throws SpecError

@@ -1,8 +1,6 @@
 #include "iso_source.hh"
 
 #include <algorithm>
-#include <iostream>
-#include <random>
 #include <sstream>
 
 namespace qemu_rewind::usbdev {
@@ -19,17 +17,6 @@ const ModelRegistration registration{
     "isochronous IN endpoint in alternate setting 1; packets of varying "
     "length (some short, some empty)",
     [](const DeviceSpec &spec) { return std::make_unique<IsoSource>(spec); }};
-
-std::uint64_t seed_from(const DeviceSpec &spec)
-{
-    if (spec.options.count("seed")) {
-        return spec.get_number("seed", 0);
-    }
-    std::random_device rd;
-    std::uint64_t seed = (static_cast<std::uint64_t>(rd()) << 32) | rd();
-    std::cerr << "rewind-usbdev: --device " << spec.text << ": seed=" << seed << "\n";
-    return seed;
-}
 
 }  // namespace
 
@@ -50,7 +37,7 @@ IsoSource::IsoSource(const DeviceSpec &spec)
     }
     max_packet_ = static_cast<std::uint32_t>(max_packet);
     pace_ = std::chrono::microseconds(spec.get_number("pace_us", high ? 125 : 1000));
-    seed_ = seed_from(spec);   // last: a random seed is printed only for a valid spec
+    seed_ = spec.seed_or_random();   // last: a random seed is printed only for a valid spec
     stream_ = IsoStream(seed_, max_packet_);
 
     description_.usb_version = 0x0200;
