@@ -355,27 +355,38 @@ bool seek_to(ReplaySession& session, std::uint64_t target) {
     return session.wait_until_at(target, 60s);
 }
 
-// The guest has shut down, or gdb killed it (QEMU waits under
-// -no-shutdown; a SHUTDOWN event tells either, also while the VM was
-// stopped), and no gdb is connected to the stub (QEMU shows its socket as
-// "disconnected:").
-bool guest_shut_down_without_gdb(QmpClient& qmp, bool& shut_down) {
-    try {
-        shut_down = shut_down || !qmp.wait_event("SHUTDOWN", std::chrono::milliseconds(0)).is_null() ||
-                    qmp.execute("query-status").value("status", "") == "shutdown";
-        if (!shut_down) {
-            return false;
+// Whether a gdb is connected to the stub: QEMU shows the socket of its
+// "gdb" chardev as "disconnected:..." when none is.
+bool gdb_attached(QmpClient& qmp) {
+    for (const auto& chardev : qmp.execute("query-chardev")) {
+        if (chardev.value("label", "") == "gdb") {
+            return !chardev.value("filename", "").starts_with("disconnected");
         }
-        for (const auto& chardev : qmp.execute("query-chardev")) {
-            if (chardev.value("label", "") == "gdb") {
-                return chardev.value("filename", "").starts_with("disconnected");
-            }
-        }
-        return true;
-    } catch (const std::exception&) {
-        return false;  // QEMU is going away; wait() tells
     }
+    return false;
 }
+
+// A gdb session is over: a gdb was attached and has gone (detach, kill,
+// quit) and the guest has shut down (QEMU waits under -no-shutdown; gdb's
+// kill is a shutdown request, seen as a SHUTDOWN event also while the VM
+// was stopped). Until a gdb has come, the replay waits for one, even past
+// the guest's end: a developer may start by going back from there.
+struct GdbSessionWatch {
+    bool gdb_seen = false;
+    bool shut_down = false;
+
+    bool over(QmpClient& qmp) {
+        try {
+            const bool attached = gdb_attached(qmp);
+            gdb_seen = gdb_seen || attached;
+            shut_down = shut_down || !qmp.wait_event("SHUTDOWN", std::chrono::milliseconds(0)).is_null() ||
+                        qmp.execute("query-status").value("status", "") == "shutdown";
+            return gdb_seen && shut_down && !attached;
+        } catch (const std::exception&) {
+            return false;  // QEMU is going away; wait() tells
+        }
+    }
+};
 
 }  // namespace
 
@@ -401,17 +412,15 @@ int replay(std::span<const std::string> args) {
         }
         if (session.args().gdb_port) {
             std::cerr << "rewind: waiting for gdb: target remote 127.0.0.1:" << *session.args().gdb_port
-                      << " (the replay ends with QEMU, or once the guest has shut down and no gdb is "
-                         "attached: gdb's kill or detach)\n";
+                      << " (the replay ends with QEMU, or when gdb leaves a shut-down guest: gdb's kill, "
+                         "or detach at the end)\n";
             std::signal(SIGINT, SIG_IGN);
-            bool shut_down = false;
+            GdbSessionWatch watch;
             for (;;) {
-                if (const auto exit = session.qemu().wait(500ms)) {
+                if (const auto exit = session.qemu().wait(200ms)) {
                     return exit->exited ? kExitOk : kExitQemuFailed;
                 }
-                // -no-shutdown keeps a shut-down guest for gdb to go back
-                // from; gdb's kill is a shutdown request too.
-                if (guest_shut_down_without_gdb(session.qmp(), shut_down)) {
+                if (watch.over(session.qmp())) {
                     session.quit();
                     return kExitOk;
                 }

@@ -1,5 +1,7 @@
 #include "child_process.hh"
 
+#include <sys/prctl.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -81,6 +83,7 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, const Spa
     if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
         throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
     }
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
         throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -89,6 +92,12 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, const Spa
         ::close(status_pipe[0]);
         if (options.new_process_group) {
             ::setpgid(0, 0);
+        }
+        // A child in a group of its own does not get the signals that stop
+        // us: let it end with us, and never outlive rewind (a leaked QEMU).
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != parent) {
+            ::_exit(127);
         }
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
