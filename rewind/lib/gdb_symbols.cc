@@ -22,7 +22,10 @@ SymbolCommands gdb_symbol_commands(const Manifest& manifest, const SymbolFiles& 
     if (!files.vmlinux.empty()) {
         out.commands.push_back("file " + fs::absolute(files.vmlinux).string());
     }
-    for (const auto& [name, path] : files.modules) {
+    for (const auto& module : files.modules) {
+        // Not a structured binding: clang 14 (make fuzz) cannot capture one.
+        const std::string& name = module.first;
+        const std::string& path = module.second;
         auto it = std::find_if(manifest.modules.begin(), manifest.modules.end(),
                                [&](const ModuleRecord& r) { return r.name == name; });
         if (it == manifest.modules.end() || !it->sections.contains(".text")) {
