@@ -485,8 +485,15 @@ private:
                 if (!shutdown.is_null()) {
                     // guest=false: QEMU was told to stop (a signal, a
                     // monitor's quit), e.g. the terminal's Ctrl-C reached it.
-                    const bool by_guest = shutdown.value("data", nlohmann::json::object()).value("guest", true);
-                    stop = by_guest ? "poweroff" : "interrupted";
+                    const auto data = shutdown.value("data", nlohmann::json::object());
+                    const bool by_guest = data.value("guest", true);
+                    // A reset under -no-reboot (e.g. panic=-1) or a panic
+                    // device's report end the run too; say which.
+                    const std::string reason = data.value("reason", "");
+                    stop = !by_guest                   ? "interrupted"
+                           : reason == "guest-reset"   ? "reset"
+                           : reason == "guest-panic"   ? "panic"
+                                                       : "poweroff";
                     break;
                 }
             } else {

@@ -111,8 +111,10 @@ struct Manifest {
     std::vector<std::string> original_command;
     std::vector<std::string> record_command;
     std::vector<std::string> replay_arguments;
-    // How the recording ended: "poweroff" (guest shut down), "interrupted"
-    // (the user stopped it), "qemu-died" (log may be cut short).
+    // How the recording ended: "poweroff" (guest shut down), "reset" (a
+    // guest reset under -no-reboot, e.g. after a panic with panic=-1),
+    // "panic" (a panic device reported one), "interrupted" (the user
+    // stopped it), "qemu-died" (log may be cut short).
     std::string stop_reason;
     std::uint64_t icount = 0;  // instructions recorded (query-replay at the end)
     std::optional<std::uint64_t> checkpoint_every;  // rrpersist seconds
