@@ -152,12 +152,7 @@ static void write_chunk(void)
 
 void rewind_log_put(const void *data, size_t len)
 {
-    if (lg.raw) {
-        if (fwrite(data, 1, len, lg.file) != len) {
-            lg.write_failed = true;
-        }
-        return;
-    }
+    /* Recording always writes format 2 */
     if (!lg.len) {
         lg.buf_icount = replay_state.current_icount;
         lg.buf_started_us = g_get_monotonic_time();
@@ -553,7 +548,7 @@ void rewind_log_open(FILE *f, const char *fname, bool record)
 
 void rewind_log_close(void)
 {
-    if (lg.record && !lg.raw) {
+    if (lg.record) {
         write_chunk();
         write_index();
         ZSTD_freeCCtx(lg.cctx);
