@@ -281,6 +281,7 @@ RewindCheckpoint *rewind_take_checkpoint(Error **errp)
         return NULL;
     }
     c->pages = rewind_ram_capture(at == NULL);
+    c->timers = rewind_timers_capture();
     if (at) {
         QTAILQ_INSERT_AFTER(&checkpoints, at, c, next);
     } else {
@@ -306,6 +307,7 @@ void rewind_insert_persisted(RewindCheckpoint *c)
 static void free_checkpoint(RewindCheckpoint *c)
 {
     rewind_ram_free(c->pages);
+    rewind_timers_free(c->timers);
     g_free(c->devices);
     g_free(c);
 }
@@ -402,14 +404,28 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
         chain[n++] = it->pages;
     }
     assert(from >= 0 && to >= 0);
-    /* RAM first: device post_load hooks read guest memory. */
+    restoring = true;
+    /*
+     * A load assumes a freshly reset machine, as load_snapshot() gives it:
+     * a subsection saved only when its fields are not at their reset
+     * values (cpu/fpop_ip_dp, piix4_pm/cpuhp, ...) is simply absent from
+     * the checkpoint, and loading over a live machine would keep the
+     * values the replay had reached later.  Reset hooks that would act
+     * outside the machine (ROM blobs, usb-host) hold back while
+     * rewind_restoring().
+     */
+    qemu_system_reset(SHUTDOWN_CAUSE_SNAPSHOT_LOAD);
+    /* RAM before devices: post_load hooks read guest memory. */
     rewind_ram_restore(chain, n, from, to);
     current = c;
     block_id = replay_state.block_request_id;
-    restoring = true;
     ok = load_devices(c, errp);
     restoring = false;
     run_after_restore();
+    /* Last: post_load and after-restore work may have armed timers. */
+    if (c->timers) {
+        rewind_timers_impose(c->timers);
+    }
     rewind_char_output_restored();
     ok = ok &&
          rewind_block_restore(block_id, replay_state.block_request_id, errp);

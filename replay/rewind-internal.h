@@ -19,6 +19,9 @@
  */
 typedef struct RewindPages RewindPages;
 
+/* The machine's armed virtual-clock timers at one instant. */
+typedef struct RewindTimers RewindTimers;
+
 /* One saved machine state on the replay timeline. */
 typedef struct RewindCheckpoint {
     uint64_t icount;
@@ -27,6 +30,7 @@ typedef struct RewindCheckpoint {
     uint8_t *devices;           /* device state, QEMUFile stream */
     size_t devices_size;
     RewindPages *pages;
+    RewindTimers *timers;       /* NULL when persisted */
     QTAILQ_ENTRY(RewindCheckpoint) next;
 } RewindCheckpoint;
 
@@ -66,6 +70,15 @@ bool rewind_ram_check_layout(const uint8_t *buf, size_t len, size_t *pos,
 bool rewind_ram_write(const RewindPages *pages, FILE *f, Error **errp);
 RewindPages *rewind_ram_map(const uint8_t *buf, size_t len, size_t *pos,
                             Error **errp);
+
+/* rewind-timers.c: the machine's armed timers, put back by a restore */
+RewindTimers *rewind_timers_capture(void);
+void rewind_timers_free(RewindTimers *t);
+/* Make the armed timers what t says; returns how many it changed. */
+int rewind_timers_impose(const RewindTimers *t);
+/* fn(timer, expiry) for each armed machine timer, earliest first. */
+void rewind_timers_foreach(void (*fn)(QEMUTimer *ts, int64_t expire,
+                                      void *opaque), void *opaque);
 
 /* rewind-checkpoint.c: the timeline of checkpoints */
 bool rewind_save_devices(uint8_t **data, size_t *size, Error **errp);

@@ -24,7 +24,7 @@ backport_pkgs="meson libcatch2-dev"
 # make, binutils (objcopy) and libelf1 (for the headers' objtool).
 test_pkgs="seabios ipxe-qemu qemu-system-data gdb cpio xz-utils zstd
   make gcc-12 binutils libelf1 umockdev pulseaudio pulseaudio-utils sox
-  tshark"
+  tshark debootstrap"
 # make fuzz: libFuzzer targets built with Debian's clang (libFuzzer and the
 # sanitizer runtimes are in libclang-rt-14-dev).
 fuzz_pkgs="clang libclang-rt-14-dev"

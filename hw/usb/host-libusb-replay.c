@@ -291,9 +291,14 @@ typedef struct RRSync {
     size_t len;
 } RRSync;
 
+/*
+ * Nothing is logged or read from the log while a checkpoint is restored:
+ * the machine reset that comes first, and the load, are not the guest's.
+ */
 static bool rr_logging(RRDev *d)
 {
-    return d && usb_host_rr_enabled() && !rr_quiet && !d->restoring;
+    return d && usb_host_rr_enabled() && !rr_quiet && !d->restoring &&
+           !(rr_play() && rewind_restoring());
 }
 
 static void rr_sync_save(RRDev *d, const RRSync *s)

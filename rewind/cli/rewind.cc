@@ -35,6 +35,10 @@ constexpr const char* kUsage =
     "  debug BUNDLE [--vmlinux PATH] [--module NAME=PATH.ko]... [--gdb-port N]\n"
     "        [--gdb PROGRAM] [-- GDB ARGS...]\n"
     "                                     replay under gdb, kernel/module symbols\n"
+    "  check-restores BUNDLE [--points N] [--bursts N] [--seed S] [--json FILE]\n"
+    "                                     restore-fidelity checker: the machine after\n"
+    "                                     a checkpoint restore equals the straight\n"
+    "                                     replay's (exit 4 if not; docs/restore-fidelity.rst)\n"
     "  verify BUNDLE [--quiet]            check a bundle's files, hashes, disk\n"
     "                                     blocks and log\n"
     "\n"
@@ -77,6 +81,9 @@ int main(int argc, char** argv) {
         }
         if (command == "debug") {
             return debug(rest);
+        }
+        if (command == "check-restores") {
+            return check_restores(rest);
         }
         if (command == "verify") {
             return verify(rest, std::cout, std::cerr);
