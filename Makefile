@@ -3,11 +3,14 @@
 #   make            configure if needed, build QEMU (build/qemu) and our tools
 #   make check      build everything, the guest images, and run every test
 #                   (TESTS='boot:*' or TESTS='[gdb]' runs a subset)
-#   make demo       record guest (a), replay it under gdb, reverse-continue
-#                   to the last write of a kernel variable
+#   make check-long the long suites (real-VM restore fidelity, [realvm-long])
+#   make demo       record a driver's stack smash with its USB device, replay
+#                   it under gdb without the device, watch the return address
+#                   and reverse-continue to the copying line
 #   make vanilla    build the unpatched base into build/vanilla
 #   make bench      compare this build with vanilla (not part of check)
 #   make images     build the guest kernel + initramfs images
+#   make vm-image   build the Debian 12 VM of the real-VM tests (debootstrap)
 #   make refresh-patches   export commits in build/src to patches/
 #   make fuzz       libFuzzer on the log, bundle and checkpoint readers (clang,
 #                   build/fuzz), FUZZ_SECONDS in all (default 600); fails on a crash
@@ -24,7 +27,7 @@ TESTS ?=
 export CCACHE_BASEDIR := $(TOP)
 export CCACHE_NOHASHDIR := 1
 
-.PHONY: all configure qemu tools images check demo vanilla bench \
+.PHONY: all configure qemu tools images vm-image check check-long demo vanilla bench \
         refresh-patches clean distclean deps-test fuzz
 
 all: qemu tools
@@ -46,8 +49,17 @@ deps-test:
 images: deps-test
 	@$(TOP)/scripts/make-guest-images.sh $(TOP)/build/images
 
-check: all images
+# The Debian VM of the real-VM tests (debootstrap, ~5 min, cached; it
+# needs this build's qemu-img).
+vm-image: deps-test qemu
+	@$(TOP)/scripts/make-debian-vm.sh $(TOP)/build/images/debian-vm
+
+check: all images vm-image
 	@$(TOP)/tests/run-tests.sh $(TESTS)
+
+# The long suites: real-VM restore fidelity at 4 GiB and 100 points.
+check-long: all images vm-image
+	@$(TOP)/tests/run-tests.sh '[realvm-long]'
 
 demo: all images
 	@. $(TOP)/scripts/env.sh && $(TOP)/build/tools/tests/demo/rewind-demo
