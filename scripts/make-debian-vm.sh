@@ -23,12 +23,16 @@
 # and powers off.  Kernel parameters choose what it does:
 #   rewind.http=PORT    download http://10.0.2.2:PORT/payload (slirp's host
 #                       address) and print its md5
-#   rewind.listen=PORT  accept one TCP connection on PORT (through hostfwd)
-#                       and print the md5 of what it received
+#   rewind.listen=PORT  accept one TCP connection on PORT (through hostfwd;
+#                       "rewind-vm: listening PORT" says when) and print the
+#                       md5 of what it received
 #   rewind.write=MIB    write MIB MiB of random data with fsync (default 16)
 #   rewind.gzip=N       run N gzip processes at once (default 4)
 #   rewind.hold=S       sleep S seconds before powering off (default 0)
-# The last line is "rewind-vm: done", then systemd powers the machine off.
+# It first prints "rewind-vm: up ..." and "rewind-vm: sym NAME 0xADDR" for
+# ksys_sync, jiffies_64 and schedule (from /proc/kallsyms; nokaslr keeps
+# them fixed).  The last line is "rewind-vm: done", then systemd powers the
+# machine off.
 #
 # QEMU command line (I=build/images/debian-vm):
 #   qemu-system-x86_64 -M pc|q35 -m 1G -nodefaults -display none
@@ -43,7 +47,7 @@ SELF=$TOP/scripts/make-debian-vm.sh
 OUT=${1:-$TOP/build/images/debian-vm}
 SUITE=bookworm
 INCLUDE=systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,procps,iproute2,isc-dhcp-client,wget,busybox,usbutils,pciutils
-CMDLINE="root=LABEL=rewind-root rw console=ttyS0 nokaslr panic=-1 tsc=reliable nowatchdog net.ifnames=0"
+CMDLINE="root=LABEL=rewind-root rw console=ttyS0 quiet nokaslr panic=-1 tsc=reliable nowatchdog net.ifnames=0"
 
 log() { printf 'make-debian-vm: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -103,6 +107,11 @@ write=$(param write 16)
 ngzip=$(param gzip 4)
 hold=$(param hold 0)
 say "up $(uname -r) $(cut -d' ' -f1 /proc/uptime)s units=$(systemctl list-units --state=active --no-legend | wc -l)"
+# Where some kernel symbols are (nokaslr), for breakpoints and watchpoints
+# in tests: the image's kernel has no System.map of its own.
+for sym in ksys_sync jiffies_64 schedule; do
+    say "sym $sym 0x$(awk -v s="$sym" '$3 == s {print $1; exit}' /proc/kallsyms)"
+done
 iface=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
 if [ -n "$http$listen" ] && [ -n "$iface" ]; then
     ip link set "$iface" up
@@ -111,6 +120,8 @@ fi
 if [ -n "$listen" ]; then
     busybox nc -l -p "$listen" >/var/tmp/incoming &
     lpid=$!
+    sleep 1
+    say "listening $listen"
 fi
 if [ -n "$http" ]; then
     wget -q -O /var/tmp/payload "http://10.0.2.2:$http/payload" &&

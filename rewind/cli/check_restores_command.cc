@@ -38,6 +38,7 @@ struct CheckArgs {
     std::uint64_t random_points = 20;
     std::uint64_t burst_points = 10;
     std::optional<std::uint64_t> seed;
+    std::vector<std::uint64_t> at;  // --at: points given by hand
     std::string json_out;
 };
 
@@ -52,6 +53,8 @@ CheckArgs parse_check_args(std::span<const std::string> args) {
             parsed.burst_points = parse_number(scan.value("--bursts"), "--bursts");
         } else if (scan.is("--seed")) {
             parsed.seed = parse_number(scan.value("--seed"), "--seed");
+        } else if (scan.is("--at")) {
+            parsed.at.push_back(parse_number(scan.value("--at"), "--at"));
         } else if (scan.is("--json")) {
             parsed.json_out = scan.value("--json");
         } else if (scan.is("--workdir")) {
@@ -69,7 +72,10 @@ CheckArgs parse_check_args(std::span<const std::string> args) {
     if (parsed.session.bundle.empty()) {
         throw UsageError("missing BUNDLE argument");
     }
-    if (parsed.random_points + parsed.burst_points == 0) {
+    if (!parsed.at.empty()) {
+        parsed.random_points = parsed.burst_points = 0;
+    }
+    if (parsed.random_points + parsed.burst_points + parsed.at.size() == 0) {
         throw UsageError("--points and --bursts are both 0: nothing to check");
     }
     return parsed;
@@ -223,6 +229,13 @@ int check_restores(std::span<const std::string> args) {
         for (const auto at :
              device_activity(session.bundle().root / bundle_path::kLog, lo, hi, parsed.burst_points, rng)) {
             chosen.emplace(std::min(at + shortly(rng), hi), "device");
+        }
+        for (const auto at : parsed.at) {
+            if (at < lo || at > hi) {
+                throw UsageError("--at " + std::to_string(at) + " is outside the recording (1.." + std::to_string(hi) +
+                                 ")");
+            }
+            chosen.emplace(at, "given");
         }
         std::vector<Point> points;
         for (const auto& [icount, kind] : chosen) {

@@ -73,7 +73,7 @@ std::vector<StateField> describe_section_fields(const std::string& id, const nlo
 // A field (or RAM block, or timer) whose value the checker may ignore,
 // with the reason it differs legitimately.
 struct StateExclusion {
-    std::string section;  // section id, exact
+    std::string section;  // section id, or its last part ("e1000e": any slot)
     std::string field;    // path prefix
     std::string reason;
 };
