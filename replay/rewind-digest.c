@@ -16,7 +16,9 @@
  *
  * Digest payload: u8 version, u32 sequence number, u8 flags (RAM hash
  * present), u32 CPU count, per CPU u64 pc, u64 sp, u32 register hash,
- * then u32 RAM sample hash.
+ * then u32 RAM sample hash; from version 2, u32 device section count and
+ * per section u32 name hash, u32 state hash (rewind-digest-devices.c).
+ * The replay still reads version 1.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -38,7 +40,8 @@
 #include "rewind-log.h"
 #include "rewind-digest.h"
 
-#define DIGEST_VERSION      1
+#define DIGEST_VERSION      2
+#define DIGEST_MAX_DEVICES  65536
 #define DIGEST_HAS_RAM      1
 /* pages hashed per digest: 256 KiB, a fraction of a millisecond */
 #define RAM_SAMPLE_PAGES    64
@@ -149,12 +152,16 @@ static void digest_write(void)
      * not yet, in the replay: RAM is only comparable without one.
      */
     bool with_ram = !rewind_block_busy();
+    g_autoptr(GArray) devices = NULL;
     CPUState *cs;
     uint32_t n = 0;
+    guint i;
 
     CPU_FOREACH(cs) {
         n++;
     }
+    /* Before the event: saving must not come between its fields. */
+    devices = rewind_device_digests();
     replay_save_instructions();
     rewind_char_output_flush();
     replay_put_event(EVENT_DIGEST);
@@ -171,6 +178,13 @@ static void digest_write(void)
         replay_put_dword(d.hash);
     }
     replay_put_dword(with_ram ? ram_sample(digest_seq) : 0);
+    replay_put_dword(devices->len);
+    for (i = 0; i < devices->len; i++) {
+        RewindDeviceDigest *d = &g_array_index(devices, RewindDeviceDigest, i);
+
+        replay_put_dword(d->name);
+        replay_put_dword(d->data);
+    }
     digest_seq++;
 }
 
@@ -192,12 +206,46 @@ static void digest_tick(void *opaque)
 
 /* ---- replaying ---- */
 
+/* The first device section whose state differs from the recording's. */
+static void check_devices(const RewindDeviceDigest *rec, uint32_t n,
+                          uint64_t now)
+{
+    g_autoptr(GArray) live = rewind_device_digests();
+    const char *window = ok_any ? "between instruction " :
+                                  "between the start (instruction ";
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        const RewindDeviceDigest *d = rewind_device_digest_find(live,
+                                                                rec[i].name);
+
+        if (!d) {
+            rewind_diverged("%s%" PRIu64 " and %" PRIu64 ": a device state "
+                            "section of the recording is missing from the "
+                            "replay's machine", window, ok_icount, now);
+        }
+        if (d->data != rec[i].data) {
+            rewind_diverged("%s%" PRIu64 " and %" PRIu64 ": the state of "
+                            "device '%s' differs from the recording's",
+                            window, ok_icount, now, d->id);
+        }
+    }
+    if (live->len != n) {
+        rewind_diverged("%s%" PRIu64 " and %" PRIu64 ": the recording's "
+                        "machine had %u device state sections, the "
+                        "replay's has %u", window, ok_icount, now, n,
+                        live->len);
+    }
+}
+
 bool rewind_digest_check(void)
 {
     CPUState *cs;
     uint32_t seq, n, i = 0, ram;
     uint8_t version, flags;
     RewindCpuDigest *rec;
+    RewindDeviceDigest *dev = NULL;
+    uint32_t ndev = 0;
     uint64_t now = replay_state.current_icount;
 
     if (replay_state.data_kind == EVENT_CHAR_OUTPUT) {
@@ -210,9 +258,9 @@ bool rewind_digest_check(void)
         }
     }
     version = replay_get_byte();
-    if (version != DIGEST_VERSION) {
+    if (version < 1 || version > DIGEST_VERSION) {
         error_report("replay log: digest of version %u, this QEMU knows "
-                     "version %d", version, DIGEST_VERSION);
+                     "versions 1 to %d", version, DIGEST_VERSION);
         exit(1);
     }
     seq = replay_get_dword();
@@ -230,6 +278,19 @@ bool rewind_digest_check(void)
         rec[i].hash = replay_get_dword();
     }
     ram = replay_get_dword();
+    if (version >= 2) {
+        ndev = replay_get_dword();
+        if (ndev > DIGEST_MAX_DEVICES) {
+            error_report("replay log: a digest of %u device sections: the "
+                         "log is damaged", ndev);
+            exit(1);
+        }
+        dev = g_new0(RewindDeviceDigest, ndev);
+        for (i = 0; i < ndev; i++) {
+            dev[i].name = replay_get_dword();
+            dev[i].data = replay_get_dword();
+        }
+    }
     replay_finish_event();
 
     i = 0;
@@ -264,6 +325,10 @@ bool rewind_digest_check(void)
                         seq, (uint64_t)seq * RAM_SAMPLE_PAGES);
     }
     g_free(rec);
+    if (dev) {
+        check_devices(dev, ndev, now);
+        g_free(dev);
+    }
     ok_icount = now;
     ok_any = true;
     return true;

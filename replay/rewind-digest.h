@@ -18,6 +18,17 @@ typedef struct RewindCpuDigest {
 /* rewind-digest-cpu.c (target-specific) */
 void rewind_digest_cpu(CPUState *cs, RewindCpuDigest *d);
 
+/* rewind-digest-devices.c: one entry per device state section */
+typedef struct RewindDeviceDigest {
+    uint32_t name;      /* CRC-32C of "idstr#instance" */
+    uint32_t data;      /* CRC-32C of the section's bytes */
+    char *id;           /* for messages */
+} RewindDeviceDigest;
+/* The live machine's, in save order; g_array_unref() frees them. */
+GArray *rewind_device_digests(void);
+const RewindDeviceDigest *rewind_device_digest_find(GArray *digests,
+                                                    uint32_t name);
+
 /* Recording: digests begin; replaying: the stall watchdog begins. */
 void rewind_digest_start(void);
 /*

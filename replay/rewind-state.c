@@ -179,7 +179,7 @@ RewindState *qmp_query_rewind_state(bool has_fields, bool fields,
     qemu_ram_foreach_block(add_ram_block, &w);
     /* As rewind_save_devices() does: the run state is part of it. */
     global_state_store();
-    if (qemu_save_device_sections(add_section, &w, errp)) {
+    if (qemu_save_device_sections(add_section, &w, w.fields, errp)) {
         return NULL;
     }
     timers_tail = &st->timers;

@@ -100,6 +100,12 @@ nlohmann::json event_json(const ReplayEvent& event) {
                 cpus.push_back({{"pc", cpu.pc}, {"sp", cpu.sp}, {"hash", cpu.hash}});
             }
             if (p.has_ram) j["ram_hash"] = p.ram_hash;
+            if (p.version >= 2) {
+                auto& devices = j["devices"] = nlohmann::json::array();
+                for (const auto& d : p.devices) {
+                    devices.push_back({{"name", d.name}, {"state", d.state}});
+                }
+            }
         }
         void operator()(const CharOutputPayload& p) const { put_data(j, p.data); }
     };

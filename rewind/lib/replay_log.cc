@@ -385,7 +385,8 @@ std::string describe_fields(const ReplayEvent& event) {
             for (std::size_t i = 0; i < p.cpus.size(); ++i) {
                 out += concat(" cpu", i, ".pc=", hex(p.cpus[i].pc), " cpu", i, ".sp=", hex(p.cpus[i].sp));
             }
-            return out + (p.has_ram ? concat(" ram=", hex(p.ram_hash, 8)) : std::string(" ram=-"));
+            out += p.has_ram ? concat(" ram=", hex(p.ram_hash, 8)) : std::string(" ram=-");
+            return p.version >= 2 ? out + concat(" devices=", p.devices.size()) : out;
         }
         std::string operator()(const CharOutputPayload& p) const {
             return concat("chardev=", p.chardev, " len=", p.data.size(), " data=", preview_bytes(p.data));
@@ -795,9 +796,10 @@ DigestPayload decode_digest(FieldReader& fields) {
     DigestPayload digest;
     const auto version_offset = fields.offset();
     const std::uint8_t version = fields.u8();
-    if (version != kDigestVersion) {
-        throw fields.invalid(version_offset, concat("digest version ", version, ", expected ", kDigestVersion));
+    if (version < 1 || version > kDigestVersion) {
+        throw fields.invalid(version_offset, concat("digest version ", version, ", expected 1 to ", kDigestVersion));
     }
+    digest.version = version;
     digest.sequence = fields.u32();
     digest.has_ram = (fields.u8() & 1) != 0;
     const auto count_offset = fields.offset();
@@ -813,6 +815,19 @@ DigestPayload decode_digest(FieldReader& fields) {
         cpu.hash = fields.u32();
     }
     digest.ram_hash = fields.u32();
+    if (version >= 2) {
+        const auto devices_offset = fields.offset();
+        const std::uint32_t devices = fields.u32();
+        if (devices > kDigestMaxDevices) {
+            throw fields.invalid(devices_offset, concat("a digest of ", devices, " device sections"));
+        }
+        fields.require_records(devices, 8, "digest device");
+        digest.devices.resize(devices);
+        for (auto& d : digest.devices) {
+            d.name = fields.u32();
+            d.state = fields.u32();
+        }
+    }
     return digest;
 }
 

@@ -276,7 +276,9 @@ struct UsbCallPayload {
 
 // ---- QEMU Rewind's checks (replay/rewind-digest.c, rewind-char-output.c) ----
 
-inline constexpr std::uint8_t kDigestVersion = 1;
+// Version 2 adds the device state digests; version 1 is still read.
+inline constexpr std::uint8_t kDigestVersion = 2;
+inline constexpr std::uint32_t kDigestMaxDevices = 65536;  // what QEMU accepts
 inline constexpr std::uint32_t kDigestMaxCpus = 4096;  // what QEMU accepts
 
 struct DigestCpu {
@@ -287,11 +289,18 @@ struct DigestCpu {
 
 // EVENT_DIGEST: the machine at this point of the recording, which the
 // replay checks.
+struct DigestDevice {
+    std::uint32_t name = 0;  // CRC-32C of "idstr#instance"
+    std::uint32_t state = 0; // CRC-32C of the section's bytes
+};
+
 struct DigestPayload {
+    std::uint8_t version = kDigestVersion;
     std::uint32_t sequence = 0;
     bool has_ram = false;        // RAM was comparable (no block request in flight)
     std::vector<DigestCpu> cpus;
     std::uint32_t ram_hash = 0;  // CRC-32C of a RAM sample chosen by `sequence`
+    std::vector<DigestDevice> devices;  // version 2: each device state section
 };
 
 // EVENT_CHAR_OUTPUT: what the guest wrote to one recorded chardev since the

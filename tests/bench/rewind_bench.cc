@@ -6,8 +6,10 @@
 //   {"metrics": {NAME: {"ours": x, "vanilla": y, "unit": "s"|...}}, ...}
 // docs/benchmarks.rst says what each metric measures.
 #include "gdb_session.hh"
+#include "http_server.hh"
 #include "process.hh"
 #include "qemu.hh"
+#include "real_vm.hh"
 #include "replay_log.hh"
 #include "scenarios.hh"
 #include "symbols.hh"
@@ -54,6 +56,8 @@ struct Options {
     bool runs_only = false;
     // --usb-only: only the USB mass-storage runs.
     bool usb_only = false;
+    // --vm-only: only the Debian VM (make vm-image) runs.
+    bool vm_only = false;
 };
 
 // --kernel FILE: the guest kernel instead of images/vmlinux, e.g. the
@@ -104,6 +108,15 @@ const std::vector<Target> kTargets = {
     {"checkpoint_mem_bytes", 1.5, "guest_ram_bytes", "ours"},
     // Log format 2 (docs/log-format.rst): at least 10 x smaller.
     {"log_bytes", 0.10, "log_bytes", "vanilla"},
+    // The Debian VM (issue 13's targets): recording costs at most 10 % over
+    // the same run under -icount shift=auto, replay no more than recording,
+    // the bundle half of the 101 MB it was.
+    {"vm_record_s", 1.10, "vm_plain_s", "ours"},
+    {"vm_replay_s", 1.0, "vm_record_s", "ours"},
+    {"vm_reverse_stepi_p95_s", 0.200, "", ""},
+    {"vm_reverse_continue_s", 1.5, "vm_forward_s", "ours"},
+    {"vm_seek_end_s", 5.0, "", ""},
+    {"vm_bundle_bytes", 50.5e6, "", ""},
 };
 
 // Table order; metrics not listed follow in the order first measured.
@@ -118,6 +131,8 @@ const std::vector<std::string> kOrder = {
     "usb_plain_s", "usb_norecord_s", "usb_record_s", "usb_record_vs_norecord",
     "usb_norecord_guest_s", "usb_record_guest_s", "usb_log_bytes",
     "usb_log_usb_fraction", "usb_log_bytes_per_guest_s",
+    "vm_plain_s", "vm_record_s", "vm_replay_s", "vm_bundle_bytes", "vm_log_bytes",
+    "vm_reverse_stepi_p95_s", "vm_reverse_continue_s", "vm_forward_s", "vm_seek_end_s",
 };
 
 double median(std::vector<double> v)
@@ -904,10 +919,72 @@ void measure_debugging(const Build &b, const Options &opt, const std::string &di
     }
 }
 
+// The Debian VM (scripts/make-debian-vm.sh) on pc with virtio-blk and
+// virtio-net, 1 GiB, its workload (DHCP, a 3 MiB download, 16 MiB written
+// with fsync, four gzip, power-off), ours only: the same run under
+// -icount shift=auto, `rewind record`, `rewind replay`, `rewind replay
+// --seek END` from a fresh start, and 10 rounds of gdb reverse operations
+// (vm_reverse_operations in tests/harness/real_vm.cc).
+void measure_vm(const std::string &dir, Results &res)
+{
+    namespace fs = std::filesystem;
+    const VmScenario s{"pc", "virtio", "virtio-net-pci", "1G"};
+    fs::create_directories(dir);
+    HttpServer http(random_bytes(3 << 20));
+    auto timed = [&](const std::vector<std::string> &argv, const std::string &what) {
+        const auto t0 = Clock::now();
+        const auto r = run_command(argv, std::chrono::seconds(1800));
+        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (r.timed_out || !r.status.exited || r.status.code != 0) {
+            throw std::runtime_error(what + " failed: " + r.output.substr(0, 2000));
+        }
+        return secs;
+    };
+    progress("vm: plain run under -icount shift=auto");
+    res.add("vm_plain_s", "s", "ours", timed(vm_command(s, dir + "/plain.serial", http.port(), true), "vm plain"));
+
+    const std::string bundle = dir + "/vm.rewind";
+    fs::remove_all(bundle);
+    std::vector<std::string> rec = {rewind_binary(), "record", "--out", bundle, "--"};
+    const auto cmd = vm_command(s, dir + "/record.serial", http.port());
+    rec.insert(rec.end(), cmd.begin(), cmd.end());
+    progress("vm: rewind record");
+    res.add("vm_record_s", "s", "ours", timed(rec, "vm record"));
+    std::uintmax_t bytes = 0;
+    for (const auto &e : fs::recursive_directory_iterator(bundle)) {
+        if (e.is_regular_file()) {
+            bytes += e.file_size();
+        }
+    }
+    res.add("vm_bundle_bytes", "bytes", "ours", static_cast<double>(bytes));
+    res.add("vm_log_bytes", "bytes", "ours", static_cast<double>(fs::file_size(bundle + "/replay.log")));
+
+    progress("vm: rewind replay");
+    res.add("vm_replay_s", "s", "ours", timed({rewind_binary(), "replay", bundle, "--workdir", dir + "/replay"},
+                                             "vm replay"));
+    const json manifest = json::parse(read_file(bundle + "/manifest.json"));
+    const std::uint64_t end = manifest["recording"]["icount"].get<std::uint64_t>();
+    progress("vm: rewind replay --seek END");
+    res.add("vm_seek_end_s", "s", "ours",
+            timed({rewind_binary(), "replay", bundle, "--workdir", dir + "/seek", "--seek", std::to_string(end)},
+                  "vm seek to the end"));
+
+    progress("vm: gdb reverse operations");
+    GdbReplay replay(bundle, dir);
+    const ReverseStats st =
+        vm_reverse_operations(replay, end, vm_symbols(read_file(dir + "/record.serial")), 10, 1);
+    for (const auto &p : st.problems) {
+        res.fail("vm reverse operation: " + p);
+    }
+    res.add("vm_reverse_stepi_p95_s", "s", "ours", percentile(st.stepi_s, 0.95));
+    res.add("vm_reverse_continue_s", "s", "ours", st.reverse_continue_s);
+    res.add("vm_forward_s", "s", "ours", st.forward_s);
+}
+
 int usage()
 {
     std::cerr << "usage: rewind-bench [--runs N] [--out FILE] [--full-vanilla]\n"
-                 "                    [--runs-only] [--usb-only] [--kernel FILE]\n"
+                 "                    [--runs-only] [--usb-only] [--vm-only] [--kernel FILE]\n"
                  "Compares build/qemu with build/vanilla on the boot scenario\n"
                  "and on USB mass storage (usb-host, usb-storage scenario).\n"
                  "--full-vanilla: vanilla on the random points and the 20\n"
@@ -915,6 +992,7 @@ int usage()
                  "--runs-only: only the plain, icount, record and replay runs\n"
                  "  (boot and USB), no debugging.\n"
                  "--usb-only: only the USB mass-storage runs.\n"
+                 "--vm-only: only the Debian VM (make vm-image): ours, vm_* rows.\n"
                  "--kernel FILE: boot FILE instead of images/vmlinux (e.g.\n"
                  "  images/vmlinuz: about 3x the guest instructions).\n"
                  "Environment: REWIND_QEMU, REWIND_VANILLA_QEMU, REWIND_IMAGES, ...\n";
@@ -938,6 +1016,8 @@ int main(int argc, char **argv)
             opt.runs_only = true;
         } else if (a == "--usb-only") {
             opt.usb_only = true;
+        } else if (a == "--vm-only") {
+            opt.vm_only = true;
         } else if (a == "--kernel" && i + 1 < argc) {
             g_kernel = argv[++i];
         } else {
@@ -955,7 +1035,7 @@ int main(int argc, char **argv)
              // Vanilla looks for firmware only inside its build tree.
              {"/usr/share/seabios", "/usr/share/qemu", "/usr/lib/ipxe/qemu"}},
         };
-        if (builds[1].qemu.empty() || !file_exists(builds[1].qemu)) {
+        if (!opt.vm_only && (builds[1].qemu.empty() || !file_exists(builds[1].qemu))) {
             throw std::runtime_error("no vanilla build: run 'make vanilla' "
                                      "(or set REWIND_VANILLA_QEMU)");
         }
@@ -963,11 +1043,18 @@ int main(int argc, char **argv)
         TempDir tmp("bench");
         auto t0 = Clock::now();
         // One drive for every run: the same data for both builds.
-        UsbDrive drive = make_usb_drive(tmp.path());
+        std::optional<UsbDrive> drive;
+        if (!opt.vm_only) {
+            drive = make_usb_drive(tmp.path());
+        }
         for (int run = 0; run < opt.runs; ++run) {
             progress("run " + std::to_string(run + 1) + "/" + std::to_string(opt.runs));
             std::string dir = tmp.path() + "/run" + std::to_string(run);
-            measure_usb(builds, dir, drive, run, res);
+            if (opt.vm_only) {
+                measure_vm(dir + "/vm", res);
+                continue;
+            }
+            measure_usb(builds, dir, *drive, run, res);
             if (opt.usb_only) {
                 continue;
             }
@@ -1000,7 +1087,8 @@ int main(int argc, char **argv)
         j["scenario"] = "boot";
         j["usb_scenario"] = "usb-storage";
         j["usb_file_bytes"] = kUsbFileBytes;
-        j["parts"] = opt.usb_only ? "usb" : opt.runs_only ? "runs" : "all";
+        j["parts"] = opt.vm_only ? "vm" : opt.usb_only ? "usb" : opt.runs_only ? "runs" : "all";
+        j["vm_scenario"] = "debian-vm pc virtio-blk virtio-net-pci 1G";
         j["kernel"] = g_kernel.empty() ? images_dir() + "/vmlinux" : g_kernel;
         j["persist_period_s"] = kPersistPeriod;
         j["random_points"] = {{"ours", kRandomPoints},

@@ -48,9 +48,10 @@ struct Stream {
         cur().push_back(code::kClock);
         be64(cur(), static_cast<std::uint64_t>(value));
     }
-    void digest(std::uint32_t seq, std::uint64_t pc) {
+    // Version 2 carries two device sections; version 1 none.
+    void digest(std::uint32_t seq, std::uint64_t pc, std::uint8_t version = kDigestVersion) {
         cur().push_back(code::kDigest);
-        cur().push_back(kDigestVersion);
+        cur().push_back(version);
         be32(cur(), seq);
         cur().push_back(1);
         be32(cur(), 1);
@@ -58,6 +59,12 @@ struct Stream {
         be64(cur(), 0x1000);
         be32(cur(), 0xabcd);
         be32(cur(), 0x1234);
+        if (version >= 2) {
+            be32(cur(), 2);
+            for (std::uint32_t v : {0x11u, 0x22u, 0x33u, 0x44u}) {
+                be32(cur(), v);
+            }
+        }
     }
     void output(std::uint8_t chardev, const std::string& text) {
         cur().push_back(code::kCharOutput);
@@ -140,12 +147,34 @@ TEST_CASE("a finished format 2 log reads like the raw stream, with its index", "
     CHECK(digest->cpus[0].pc == 0xffffffff81000000);
     CHECK(digest->has_ram);
     CHECK(digest->ram_hash == 0x1234);
+    REQUIRE(digest->devices.size() == 2);
+    CHECK(digest->devices[1].name == 0x33);
+    CHECK(digest->devices[1].state == 0x44);
     const auto* output = std::get_if<CharOutputPayload>(&events[4].payload);
     REQUIRE(output != nullptr);
     CHECK(std::string(output->data.begin(), output->data.end()) == "hello\n");
     CHECK(events[6].kind == EventKind::End);
     CHECK(reader.icount() == 600);
     CHECK(reader.saw_end_event());
+}
+
+TEST_CASE("digests of version 1 (no device sections) are still read", "[format2]") {
+    Stream s;
+    s.instructions(100);
+    s.digest(0, 0xffffffff81000000, 1);
+    s.digest(1, 0xffffffff81000010, 3);
+    s.end();
+    ReplayLogReader reader(write_v2(s));
+    auto first = reader.next();
+    first = reader.next();
+    REQUIRE(first);
+    const auto* digest = std::get_if<DigestPayload>(&first->payload);
+    REQUIRE(digest != nullptr);
+    CHECK(digest->version == 1);
+    CHECK(digest->devices.empty());
+    CHECK(digest->ram_hash == 0x1234);
+    // A version this reader does not know is an error, not a guess.
+    CHECK_THROWS(reader.next());
 }
 
 TEST_CASE("seek_near_icount starts at the chunk that holds an instruction count", "[format2]") {
@@ -155,7 +184,8 @@ TEST_CASE("seek_near_icount starts at the chunk that holds an instruction count"
     REQUIRE(e);
     CHECK(e->icount == 300);
     CHECK(e->kind == EventKind::Instruction);
-    CHECK(e->offset == 12 + 14 + 5 + 35 + 12);  // header, chunks 0 and 1
+    // header, chunks 0 and 1 (a version 2 digest of 1 CPU and 2 devices: 55)
+    CHECK(e->offset == 12 + 14 + 5 + 55 + 12);
 }
 
 TEST_CASE("a killed recording's log has no index and reads up to its last complete chunk", "[format2]") {
