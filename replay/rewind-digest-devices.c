@@ -11,7 +11,16 @@
  * Each entry is a CRC-32C of the section's name and instance, and one of
  * its bytes.  Left out, with the reason: "timer" (offsets of the host's
  * clocks, taken when the VM stops and starts; under icount the guest's
- * clock is the instruction count, which the log checks itself).
+ * clock is the instruction count, which the log checks itself) and
+ * "replay" (the log's own bookkeeping, its file position: a recording
+ * writes where a replay reads), "globalstate" (the run state, which the
+ * user drives: a replay starts paused) and "cpu_common" (its
+ * interrupt_request carries kicks the host sends at host-timed points,
+ * such as CPU_INTERRUPT_EXITTB; the CPU's own state is in the CPU digest),
+ * "slirp" (-netdev user's connections: a host-side backend, whose output
+ * to the guest a replay takes from the log) and usb-redir devices (their
+ * state holds the usbredir parser's buffers and the peer's, and in a
+ * replay nothing is behind the chardev).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -23,7 +32,9 @@
 #include "migration/savevm.h"
 #include "rewind-digest.h"
 
-static const char *const host_dependent[] = { "timer" };
+static const char *const host_dependent[] = {
+    "timer", "replay", "globalstate", "cpu_common", "slirp",
+};
 
 static uint32_t name_crc(const char *idstr, uint32_t instance)
 {
@@ -44,6 +55,9 @@ static void add_digest(void *opaque, const char *idstr, uint32_t instance,
         if (!strcmp(idstr, host_dependent[i])) {
             return;
         }
+    }
+    if (g_str_has_suffix(idstr, "/usb-redir")) {
+        return;
     }
     d.name = name_crc(idstr, instance);
     d.data = crc32c(0xffffffff, data, size);
