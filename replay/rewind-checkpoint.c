@@ -422,6 +422,7 @@ bool rewind_restore(RewindCheckpoint *c, Error **errp)
     ok = load_devices(c, errp);
     restoring = false;
     run_after_restore();
+    rewind_digest_restored(c->icount);
     /* Last: post_load and after-restore work may have armed timers. */
     if (c->timers) {
         rewind_timers_impose(c->timers);

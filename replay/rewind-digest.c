@@ -342,6 +342,13 @@ bool rewind_digest_check(void)
     return true;
 }
 
+/* A restore to instruction icount: the next window starts there. */
+void rewind_digest_restored(uint64_t icount)
+{
+    ok_icount = icount;
+    ok_any = true;
+}
+
 /*
  * Every second: a running replay whose instruction count and log
  * position stand still is waiting for something that will not come.

@@ -38,6 +38,11 @@ void rewind_digest_start(void);
  * execution loop and its state cannot be read whole.
  */
 bool rewind_digest_check(void);
+/*
+ * Replaying: a checkpoint at icount was restored; a divergence found next
+ * is said to lie after it (the state was the checkpoint's there).
+ */
+void rewind_digest_restored(uint64_t icount);
 
 /* rewind-char-output.c: bytes the guest wrote, checked in batches */
 size_t rewind_char_output_pending(void);

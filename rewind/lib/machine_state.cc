@@ -319,13 +319,6 @@ const std::vector<StateExclusion>& default_state_exclusions() {
         // every read during a replay comes from the log.
         {"timer", "cpu_ticks_offset", "host clock offset, not the guest's under icount"},
         {"timer", "cpu_clock_offset", "host clock offset, not the guest's under icount"},
-        // Derived from RCTL, RFCTL and SRRCTL (which are compared) by
-        // e1000e_calc_rxconf(): post_load computes them, a running machine
-        // only when the guest first writes one of those registers, before
-        // which nothing is received.
-        {"e1000e", "core.rx_desc_len", "derived from RCTL/RFCTL/SRRCTL"},
-        {"e1000e", "core.rxbuf_sizes", "derived from RCTL/RFCTL/SRRCTL"},
-        {"e1000e", "core.rx_desc_buf_size", "derived from RCTL/RFCTL/SRRCTL"},
     };
     return exclusions;
 }
