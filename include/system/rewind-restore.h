@@ -8,10 +8,15 @@
 #define SYSTEM_REWIND_RESTORE_H
 
 /*
- * True while a checkpoint restore loads the device state.  The restore
- * has already dropped the translated code of every page of guest RAM it
- * rewrote, so a loader need not flush all translated code (which would
- * make the replay after every reverse step translate everything again).
+ * True while a checkpoint restore resets the machine and then loads the
+ * device state.  A restore is the same machine a moment earlier, not one
+ * arriving from another host: reset and post_load hooks must not act
+ * outside the machine (write ROM blobs to RAM, talk to a host device),
+ * announce, or re-arm timers from "now" (the restore puts the armed
+ * timers back itself).  By the time devices load, the restore has
+ * dropped the translated code of every page of guest RAM it rewrote, so
+ * a loader need not flush all translated code (which would make the
+ * replay after every reverse step translate everything again).
  */
 bool rewind_restoring(void);
 

@@ -41,11 +41,13 @@ std::vector<std::string> vm_command(const VmScenario &s, const std::string &seri
                                   "-append", cmdline + " rewind.http=" + std::to_string(http_port),
                                   "-chardev", "file,id=ser0,path=" + serial, "-serial", "chardev:ser0",
                                   "-netdev", "user,id=n0", "-device", s.nic + ",netdev=n0"};
+    // A plain run writes to the image: not to the shared one.
+    const std::string snapshot = icount ? ",snapshot=on" : "";
     if (s.disk == "virtio") {
-        a.insert(a.end(), {"-drive", "file=" + dir + "/disk.qcow2,if=virtio"});
+        a.insert(a.end(), {"-drive", "file=" + dir + "/disk.qcow2,if=virtio" + snapshot});
     } else {
         // q35 has its AHCI controller built in (bus ide.0); pc gets one.
-        a.insert(a.end(), {"-drive", "file=" + dir + "/disk.qcow2,if=none,id=d0"});
+        a.insert(a.end(), {"-drive", "file=" + dir + "/disk.qcow2,if=none,id=d0" + snapshot});
         if (s.machine == "q35") {
             a.insert(a.end(), {"-device", "ide-hd,drive=d0,bus=ide.0"});
         } else {

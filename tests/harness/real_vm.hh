@@ -30,7 +30,8 @@ std::string vm_dir();
 
 // The user's command line (no record/replay options): the workload
 // downloads http://10.0.2.2:http_port/ (see make-debian-vm.sh); `icount`
-// adds "-icount shift=auto" for a run comparable to a recording.
+// makes it a plain run comparable to a recording: "-icount shift=auto",
+// and the disk image under snapshot=on (the guest writes to its disk).
 std::vector<std::string> vm_command(const VmScenario &s, const std::string &serial, int http_port,
                                     bool icount = false);
 
