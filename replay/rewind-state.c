@@ -89,6 +89,7 @@ typedef struct StateWalk {
     bool fields;
     RewindRamBlockList **ram;
     RewindStateSectionList **sections;
+    RewindTimerList **timers;
 } StateWalk;
 
 static void add_section(void *opaque, const char *idstr, uint32_t instance,
@@ -145,12 +146,12 @@ static int add_ram_block(RAMBlock *rb, void *opaque)
 
 static void add_timer(QEMUTimer *ts, int64_t expire, void *opaque)
 {
-    RewindTimerList ***tail = opaque;
+    StateWalk *w = opaque;
     RewindTimer *t = g_new0(RewindTimer, 1);
 
     t->callback = g_strdup_printf("0x%" PRIxPTR, (uintptr_t)ts->cb);
     t->expire = expire;
-    QAPI_LIST_APPEND(*tail, t);
+    QAPI_LIST_APPEND(w->timers, t);
 }
 
 RewindState *qmp_query_rewind_state(bool has_fields, bool fields,
@@ -161,8 +162,8 @@ RewindState *qmp_query_rewind_state(bool has_fields, bool fields,
         .fields = has_fields && fields,
         .ram = &st->ram,
         .sections = &st->sections,
+        .timers = &st->timers,
     };
-    RewindTimerList **timers_tail;
 
     if (replay_mode != REPLAY_MODE_PLAY) {
         error_setg(errp, "the machine's state is digested only in a replay");
@@ -182,8 +183,7 @@ RewindState *qmp_query_rewind_state(bool has_fields, bool fields,
     if (qemu_save_device_sections(add_section, &w, w.fields, errp)) {
         return NULL;
     }
-    timers_tail = &st->timers;
-    rewind_timers_foreach(add_timer, &timers_tail);
+    rewind_timers_foreach(add_timer, &w);
     return g_steal_pointer(&st);
 }
 
