@@ -9,18 +9,22 @@
  * or "no progress" much later.
  *
  * Each entry is a CRC-32C of the section's name and instance, and one of
- * its bytes.  Left out, with the reason: "timer" (offsets of the host's
- * clocks, taken when the VM stops and starts; under icount the guest's
- * clock is the instruction count, which the log checks itself) and
- * "replay" (the log's own bookkeeping, its file position: a recording
- * writes where a replay reads), "globalstate" (the run state, which the
- * user drives: a replay starts paused) and "cpu_common" (its
- * interrupt_request carries kicks the host sends at host-timed points,
- * such as CPU_INTERRUPT_EXITTB; the CPU's own state is in the CPU digest),
- * "slirp" (-netdev user's connections: a host-side backend, whose output
- * to the guest a replay takes from the log) and usb-redir devices (their
- * state holds the usbredir parser's buffers and the peer's, and in a
- * replay nothing is behind the chardev).
+ * its bytes.  Left out, each for host-side state a replay does not
+ * reproduce:
+ * - "timer": offsets of the host's clocks, taken when the VM stops and
+ *   starts (under icount the guest's clock is the instruction count,
+ *   which the log checks itself);
+ * - "replay": the log's own bookkeeping, its file position (a recording
+ *   writes where a replay reads);
+ * - "globalstate": the run state, which the user drives (a replay starts
+ *   paused);
+ * - "cpu_common": its interrupt_request carries kicks the host sends at
+ *   host-timed points, such as CPU_INTERRUPT_EXITTB (the CPU's own state
+ *   is in the CPU digest);
+ * - "slirp": -netdev user's connections, a host-side backend whose output
+ *   to the guest a replay takes from the log;
+ * - usb-redir devices: the usbredir parser's buffers and the peer's (in a
+ *   replay nothing is behind the chardev).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */

@@ -802,13 +802,18 @@ DigestPayload decode_digest(FieldReader& fields) {
     digest.version = version;
     digest.sequence = fields.u32();
     digest.has_ram = (fields.u8() & 1) != 0;
-    const auto count_offset = fields.offset();
-    const std::uint32_t cpus = fields.u32();
-    if (cpus > kDigestMaxCpus) {
-        throw fields.invalid(count_offset, concat("a digest of ", cpus, " CPUs"));
-    }
-    fields.require_records(cpus, 20, "digest CPU");
-    digest.cpus.resize(cpus);
+    // A record count, bounded by what QEMU writes and by the bytes left.
+    auto count = [&fields](std::uint32_t max, std::uint64_t record_size, std::string_view noun,
+                           std::string_view record) {
+        const auto offset = fields.offset();
+        const std::uint32_t n = fields.u32();
+        if (n > max) {
+            throw fields.invalid(offset, concat("a digest of ", n, " ", noun));
+        }
+        fields.require_records(n, record_size, record);
+        return n;
+    };
+    digest.cpus.resize(count(kDigestMaxCpus, 20, "CPUs", "digest CPU"));
     for (auto& cpu : digest.cpus) {
         cpu.pc = fields.u64();
         cpu.sp = fields.u64();
@@ -816,13 +821,7 @@ DigestPayload decode_digest(FieldReader& fields) {
     }
     digest.ram_hash = fields.u32();
     if (version >= 2) {
-        const auto devices_offset = fields.offset();
-        const std::uint32_t devices = fields.u32();
-        if (devices > kDigestMaxDevices) {
-            throw fields.invalid(devices_offset, concat("a digest of ", devices, " device sections"));
-        }
-        fields.require_records(devices, 8, "digest device");
-        digest.devices.resize(devices);
+        digest.devices.resize(count(kDigestMaxDevices, 8, "device sections", "digest device"));
         for (auto& d : digest.devices) {
             d.name = fields.u32();
             d.state = fields.u32();
