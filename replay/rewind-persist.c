@@ -4,6 +4,9 @@
  * With rrpersist=SECONDS, recording writes a checkpoint every SECONDS of
  * guest time into FILE.ckpt next to the log FILE: device state and the
  * RAM pages written since the previous one (the first has all of them).
+ * A last one is written when the guest powers off or panics (the VM
+ * stops there, under -no-shutdown), so that going to the end of a
+ * recording, where the bug usually is, needs no replay at all.
  * A replay maps the file and adds them to its timeline, so it can seek
  * anywhere without replaying from the start.
  *
@@ -44,6 +47,7 @@ static FILE *persist_file;
 static QEMUTimer *persist_timer;
 static int64_t persist_due_ns;
 static int persist_written;
+static uint64_t persist_last_icount;
 
 char *rewind_persist_filename(void)
 {
@@ -67,6 +71,9 @@ static bool persist_write(bool full, Error **errp)
     replay_save_instructions();
     rewind_log_flush();
     h.icount = replay_get_current_icount();
+    if (persist_written && h.icount == persist_last_icount) {
+        return true;    /* this instant is saved already */
+    }
     if (!rewind_save_devices(&devices, &devices_size, errp)) {
         return false;
     }
@@ -97,6 +104,7 @@ static bool persist_write(bool full, Error **errp)
         return false;
     }
     persist_written++;
+    persist_last_icount = h.icount;
     return true;
 }
 
@@ -130,6 +138,23 @@ static void persist_tick(void *opaque)
         resume_all_vcpus();
     }
     persist_arm();
+}
+
+/* The guest's last instant: the vCPUs are stopped already. */
+static void persist_at_stop(void *opaque, bool running, RunState state)
+{
+    Error *err = NULL;
+
+    if (running || !persist_file ||
+        (state != RUN_STATE_SHUTDOWN && state != RUN_STATE_GUEST_PANICKED)) {
+        return;
+    }
+    if (!rewind_quiescent()) {
+        return;
+    }
+    if (!persist_write(false, &err)) {
+        error_report_err(err);
+    }
 }
 
 void rewind_persist_record_start(void)
@@ -173,6 +198,7 @@ void rewind_persist_record_start(void)
                      rewind_config.persist_period_s * NANOSECONDS_PER_SECOND;
     persist_timer = timer_new_ms(QEMU_CLOCK_REALTIME, persist_tick, NULL);
     persist_arm();
+    qemu_add_vm_change_state_handler(persist_at_stop, NULL);
 }
 
 static bool persist_parse(const uint8_t *buf, size_t len, Error **errp)

@@ -301,6 +301,14 @@ void print_info(const Sources& s, const RecordingInfo& info, std::ostream& out) 
         if (file.unfinished) row("  note:", *file.unfinished);
     } else if (s.checkpoints_error) {
         row("checkpoints:", s.paths.checkpoints->string() + ": " + *s.checkpoints_error);
+    } else if (s.paths.manifest && s.paths.manifest->checkpoints) {
+        // Compressed in the bundle: the manifest lists them.
+        const auto& ck = *s.paths.manifest->checkpoints;
+        row("checkpoints:", std::to_string(ck.icounts.size()) + " in " + std::string(bundle_path::kCompressedCheckpoints) +
+                                " (" + std::to_string(ck.bytes) + " bytes uncompressed)");
+        std::string icounts;
+        for (const auto c : ck.icounts) icounts += (icounts.empty() ? "" : " ") + std::to_string(c);
+        if (!icounts.empty()) row("  at icount:", icounts);
     } else {
         row("checkpoints:", "none persisted");
     }

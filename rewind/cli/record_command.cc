@@ -1,7 +1,8 @@
-// `rewind record [--out DIR] [--checkpoint-every SECONDS] [--force]
-//                [--console FILE] -- qemu-system-x86_64 ARGS...`
+// `rewind record [--out DIR] [--checkpoint-every SECONDS] [--keep-checkpoints N]
+//                [--force] [--console FILE] -- qemu-system-x86_64 ARGS...`
 // Runs QEMU with the command line rewritten by record_plan.hh and turns
-// what it wrote into a bundle (bundle.hh).
+// what it wrote into a bundle (bundle.hh): disk blocks and the checkpoints
+// QEMU saved (thinned by checkpoint_thinning.hh) compressed.
 #include <unistd.h>
 
 #include <csignal>
@@ -20,6 +21,7 @@
 
 #include "bundle.hh"
 #include "bundle_commands.hh"
+#include "checkpoint_thinning.hh"
 #include "child_process.hh"
 #include "command_line.hh"
 #include "log_commands.hh"
@@ -49,9 +51,13 @@ public:
 
 void on_stop_signal(int signal) { g_stop_signal = signal; }
 
+// Guest seconds between the checkpoints QEMU saves while recording.
+constexpr std::uint64_t kDefaultCheckpointSeconds = 5;
+
 struct RecordArgs {
     std::string out;
-    std::optional<std::uint64_t> checkpoint_every;
+    std::optional<std::uint64_t> checkpoint_every = kDefaultCheckpointSeconds;  // none: 0 given
+    unsigned keep_checkpoints = kDefaultKeptCheckpoints;
     bool force = false;
     std::vector<std::string> consoles;
     std::vector<std::string> qemu_command;
@@ -77,10 +83,23 @@ RecordArgs parse_record_args(std::span<const std::string> args) {
             } catch (const std::exception&) {
                 used = 0;
             }
-            if (used != text.size() || seconds == 0) {
-                throw UsageError("--checkpoint-every expects a positive number of seconds, got '" + text + "'");
+            if (used != text.size()) {
+                throw UsageError("--checkpoint-every expects a number of seconds (0: none), got '" + text + "'");
             }
-            parsed.checkpoint_every = seconds;
+            parsed.checkpoint_every = seconds ? std::optional<std::uint64_t>(seconds) : std::nullopt;
+        } else if (scan.is("--keep-checkpoints")) {
+            const std::string text = scan.value("--keep-checkpoints");
+            std::size_t used = 0;
+            unsigned long keep = 0;
+            try {
+                keep = std::stoul(text, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used != text.size() || keep < 2 || keep > 100000) {
+                throw UsageError("--keep-checkpoints expects a number from 2 to 100000, got '" + text + "'");
+            }
+            parsed.keep_checkpoints = static_cast<unsigned>(keep);
         } else if (arg == "--force") {
             parsed.force = true;
         } else if (scan.is("--console")) {
@@ -620,6 +639,8 @@ private:
             fs::remove(bundle_ / bundle_path::kBlockHashes, ec);
             fs::remove(bundle_ / bundle_path::kDisksDir, ec);
         }
+        m.block_store_compressed = true;
+        pack_checkpoints(m);
         m.modules = scan_modules();
         m.files = files.files();
         m.notes = plan_.notes;
@@ -651,6 +672,33 @@ private:
         for (const auto& note : notes_) {
             std::cerr << "rewind: note: " << note << "\n";
         }
+    }
+
+    // QEMU's checkpoint file (replay.log.ckpt), thinned and compressed into
+    // replay.log.ckpt.zst.  A recording whose checkpoints cannot be packed
+    // is still a recording: it goes without them, with a note.
+    void pack_checkpoints(Manifest& m) {
+        const fs::path raw = bundle_ / bundle_path::kCheckpoints;
+        const fs::path packed = bundle_ / bundle_path::kCompressedCheckpoints;
+        std::error_code ec;
+        if (!fs::is_regular_file(raw, ec)) {
+            return;
+        }
+        const auto t0 = Clock::now();
+        std::cerr << "rewind: packing checkpoints (" << format_bytes(fs::file_size(raw, ec)) << " saved)...\n";
+        try {
+            const ThinnedCheckpoints kept = thin_checkpoints(raw, packed, m.icount, args_.keep_checkpoints);
+            m.checkpoints = Manifest::Checkpoints{kept.raw_bytes, kept.icounts};
+            std::cerr << "rewind: kept " << kept.icounts.size() << " checkpoints: " << format_bytes(kept.raw_bytes)
+                      << ", " << format_bytes(kept.compressed_bytes) << " compressed, in "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count() / 1000.0
+                      << " s\n";
+        } catch (const std::exception& e) {
+            notes_.push_back(std::string("the checkpoints QEMU saved could not be packed, the bundle has none: ") +
+                             e.what());
+            fs::remove(packed, ec);
+        }
+        fs::remove(raw, ec);
     }
 
     // Module load addresses the guest printed: in --console files, and in

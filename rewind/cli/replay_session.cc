@@ -91,6 +91,9 @@ void check_used_files(const OpenedBundle& bundle) {
     if (bundle.checkpoints) {
         used.emplace_back(bundle_path::kCheckpoints);
     }
+    if (bundle.compressed_checkpoints) {
+        used.emplace_back(bundle_path::kCompressedCheckpoints);
+    }
     for (const auto& f : bundle.manifest.files) {
         used.push_back(bundle_path::file(f.sha256));
     }

@@ -66,6 +66,10 @@ public:
         for (const auto& disk : disks_) {
             std::filesystem::remove(disk, ec);
         }
+        if (log_in_work_) {
+            std::filesystem::remove(work_ / bundle_path::kCheckpoints, ec);
+            std::filesystem::remove(work_ / bundle_path::kLog, ec);
+        }
         if (!socket_dir_.empty()) {
             std::filesystem::remove_all(socket_dir_, ec);
         }
@@ -111,6 +115,16 @@ public:
             std::filesystem::remove(link, ec);
             std::filesystem::create_symlink(bundle_.root / bundle_path::file(f.sha256), link);
         }
+        if (bundle_.compressed_checkpoints) {
+            // QEMU maps FILE.ckpt next to its log FILE: both go into the
+            // work directory, the log as a link.
+            const std::filesystem::path log = work_ / bundle_path::kLog;
+            std::error_code ec;
+            std::filesystem::remove(log, ec);
+            std::filesystem::create_symlink(bundle_.log, log);
+            unpack_checkpoints(bundle_, work_ / bundle_path::kCheckpoints);
+            log_in_work_ = true;
+        }
         for (std::size_t i = 0; i < bundle_.manifest.disks.size(); ++i) {
             const std::filesystem::path image = work_ / ("disk" + std::to_string(i) + ".img");
             disks_.push_back(image);  // removed at the end even if the rebuild fails
@@ -134,7 +148,17 @@ public:
 
     std::vector<std::string> command(bool start_paused) const {
         std::vector<std::string> argv = {qemu_binary_, "-L", (work_ / "firmware").string()};
-        for (auto& a : expand_replay_template(bundle_.manifest.replay_arguments, bundle_.root.string(), work_.string())) {
+        std::vector<std::string> arguments = bundle_.manifest.replay_arguments;
+        if (log_in_work_) {
+            const std::string in_bundle = std::string(kBundleToken) + "/" + std::string(bundle_path::kLog);
+            const std::string in_work = std::string(kWorkToken) + "/" + std::string(bundle_path::kLog);
+            for (auto& a : arguments) {
+                for (auto at = a.find(in_bundle); at != std::string::npos; at = a.find(in_bundle, at + in_work.size())) {
+                    a.replace(at, in_bundle.size(), in_work);
+                }
+            }
+        }
+        for (auto& a : expand_replay_template(arguments, bundle_.root.string(), work_.string())) {
             argv.push_back(std::move(a));
         }
         argv.insert(argv.end(), {"-qmp", "unix:" + socket_dir_ + "/qmp.sock,server=on,wait=off"});
@@ -235,6 +259,7 @@ private:
     std::string socket_dir_;
     std::string qemu_binary_;
     std::vector<std::filesystem::path> disks_;
+    bool log_in_work_ = false;  // the unpacked checkpoints beside a link to the log
     ChildProcess qemu_;
     QmpClient qmp_;
 };

@@ -11,12 +11,14 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "log_container.hh"
 #include "replay_log.hh"
+#include "zstd_file.hh"
 
 namespace qemu_rewind {
 
@@ -244,7 +246,11 @@ json manifest_to_json(const Manifest& m) {
     if (m.checkpoint_every) {
         recording["checkpoint_every_seconds"] = *m.checkpoint_every;
     }
-    return {
+    json store = {{"blocks", m.stored_blocks}, {"block_size", kDiskBlockSize}};
+    if (m.block_store_compressed) {
+        store["compression"] = "zstd";
+    }
+    json j = {
         {"format", kBundleFormat},
         {"format_version", m.format_version},
         {"created", m.created},
@@ -256,11 +262,17 @@ json manifest_to_json(const Manifest& m) {
         {"recording", recording},
         {"files", files_to_json(m.files)},
         {"disks", disks},
-        {"block_store", {{"blocks", m.stored_blocks}, {"block_size", kDiskBlockSize}}},
+        {"block_store", store},
         {"modules", modules},
         {"contents", contents},
         {"notes", m.notes},
     };
+    if (m.checkpoints) {
+        j["checkpoints"] = {{"file", bundle_path::kCompressedCheckpoints},
+                            {"bytes", m.checkpoints->bytes},
+                            {"icounts", m.checkpoints->icounts}};
+    }
+    return j;
 }
 
 Manifest manifest_from_json(const json& j, const fs::path& origin) {
@@ -324,6 +336,31 @@ Manifest manifest_from_json(const json& j, const fs::path& origin) {
     m.stored_blocks = store.number("blocks");
     if (store.number("block_size") != kDiskBlockSize) {
         store.fail("block_store.block_size is not " + std::to_string(kDiskBlockSize));
+    }
+    if (store.find("compression")) {
+        if (store.string("compression") != "zstd") {
+            store.fail("block_store.compression is not \"zstd\"");
+        }
+        m.block_store_compressed = true;
+    }
+    if (top.find("checkpoints")) {
+        Fields c(top.need("checkpoints"), "checkpoints", origin);
+        if (c.string("file") != bundle_path::kCompressedCheckpoints) {
+            c.fail("checkpoints.file is not \"" + std::string(bundle_path::kCompressedCheckpoints) + "\"");
+        }
+        Manifest::Checkpoints ck;
+        ck.bytes = c.number("bytes");
+        if (ck.bytes > kMaxCheckpointBytes) {
+            c.fail("checkpoints.bytes (" + std::to_string(ck.bytes) + ") is beyond what a replay unpacks (" +
+                   std::to_string(kMaxCheckpointBytes) + ")");
+        }
+        for (const auto& item : c.array("icounts")) {
+            if (!item.is_number_unsigned() || (!ck.icounts.empty() && item.get<std::uint64_t>() <= ck.icounts.back())) {
+                c.fail("checkpoints.icounts is not a list of increasing instruction counts");
+            }
+            ck.icounts.push_back(item.get<std::uint64_t>());
+        }
+        m.checkpoints = std::move(ck);
     }
     for (const auto& item : top.array("modules", false)) {
         Fields mod(item, "modules[]", origin);
@@ -401,11 +438,40 @@ OpenedBundle open_bundle(const fs::path& bundle_dir) {
     if (!fs::is_regular_file(bundle.log, ec)) {
         throw BundleError(bundle.log, "missing: the bundle has no replay log");
     }
-    const fs::path ckpt = bundle_dir / bundle_path::kCheckpoints;
-    if (fs::is_regular_file(ckpt, ec)) {
+    if (bundle.manifest.checkpoints) {
+        const fs::path packed = bundle_dir / bundle_path::kCompressedCheckpoints;
+        if (!fs::is_regular_file(packed, ec)) {
+            throw BundleError(packed, "missing: the manifest lists checkpoints");
+        }
+        bundle.compressed_checkpoints = packed;
+    } else if (const fs::path ckpt = bundle_dir / bundle_path::kCheckpoints; fs::is_regular_file(ckpt, ec)) {
         bundle.checkpoints = ckpt;
     }
     return bundle;
+}
+
+void unpack_checkpoints(const OpenedBundle& bundle, const fs::path& out) {
+    if (!bundle.compressed_checkpoints || !bundle.manifest.checkpoints) {
+        throw BundleError(bundle.root, "has no compressed checkpoints");
+    }
+    const std::uint64_t want = bundle.manifest.checkpoints->bytes;
+    struct statvfs fs_info {};
+    if (::statvfs(out.parent_path().c_str(), &fs_info) == 0 &&
+        std::uint64_t{fs_info.f_bavail} * fs_info.f_frsize < want) {
+        throw BundleError(out.parent_path(), "has " + std::to_string(std::uint64_t{fs_info.f_bavail} * fs_info.f_frsize >> 20) +
+                                                 " MiB free, the bundle's checkpoints need " + std::to_string(want >> 20) +
+                                                 " MiB (give --workdir elsewhere)");
+    }
+    std::uint64_t got = 0;
+    try {
+        got = zstd_decompress_file(*bundle.compressed_checkpoints, out, want);
+    } catch (const std::exception& e) {
+        throw BundleError(*bundle.compressed_checkpoints, e.what());
+    }
+    if (got != want) {
+        throw BundleError(*bundle.compressed_checkpoints, "holds " + std::to_string(got) + " bytes, the manifest says " +
+                                                              std::to_string(want) + " (truncated?)");
+    }
 }
 
 // ---- disk maps ----
@@ -488,18 +554,14 @@ DiskMap decode_disk_map(std::span<const std::uint8_t> bytes, const fs::path& ori
 
 BlockStoreWriter::BlockStoreWriter(const fs::path& bundle_dir) : dir_(bundle_dir) {
     fs::create_directories(bundle_dir / bundle_path::kDisksDir);
-    const fs::path path = bundle_dir / bundle_path::kBlockStore;
-    data_ = std::fopen(path.c_str(), "wb");
-    if (!data_) {
-        throw BundleError(path, std::string("cannot create: ") + std::strerror(errno));
+    try {
+        data_ = std::make_unique<ZstdFileWriter>(bundle_dir / bundle_path::kCompressedBlockStore, 3);
+    } catch (const std::exception& e) {
+        throw BundleError(bundle_dir / bundle_path::kCompressedBlockStore, e.what());
     }
 }
 
-BlockStoreWriter::~BlockStoreWriter() {
-    if (data_) {
-        std::fclose(data_);
-    }
-}
+BlockStoreWriter::~BlockStoreWriter() = default;
 
 std::uint32_t BlockStoreWriter::add(std::span<const std::uint8_t> block) {
     if (block.size() != kDiskBlockSize) {
@@ -508,20 +570,18 @@ std::uint32_t BlockStoreWriter::add(std::span<const std::uint8_t> block) {
     std::string digest = raw_sha256(block);
     auto [it, inserted] = index_.try_emplace(digest, static_cast<std::uint32_t>(hashes_.size()));
     if (inserted) {
-        if (std::fwrite(block.data(), 1, block.size(), data_) != block.size()) {
-            throw BundleError(dir_ / bundle_path::kBlockStore, "write error (disk full?)");
-        }
+        data_->write(block);
         hashes_.push_back(std::move(digest));
     }
     return it->second;
 }
 
 void BlockStoreWriter::finish() {
-    if (data_ && std::fclose(data_) != 0) {
-        data_ = nullptr;
-        throw BundleError(dir_ / bundle_path::kBlockStore, "write error (disk full?)");
+    try {
+        data_->finish();
+    } catch (const std::exception& e) {
+        throw BundleError(dir_ / bundle_path::kCompressedBlockStore, e.what());
     }
-    data_ = nullptr;
     std::ofstream out(dir_ / bundle_path::kBlockHashes, std::ios::binary | std::ios::trunc);
     for (const auto& digest : hashes_) {
         out.write(digest.data(), static_cast<std::streamsize>(digest.size()));
@@ -533,15 +593,28 @@ void BlockStoreWriter::finish() {
 
 namespace {
 
-// Reads blocks.bin/blocks.sha256 and checks them against each other.
+// Reads the block store (blocks.zst, or blocks.bin in older bundles) from
+// its start, checking each block against blocks.sha256.
 class BlockStoreReader {
 public:
-    BlockStoreReader(const fs::path& bundle_dir, std::uint64_t expected_blocks)
-        : data_path_(bundle_dir / bundle_path::kBlockStore), hashes_(read_whole(bundle_dir / bundle_path::kBlockHashes)) {
+    BlockStoreReader(const fs::path& bundle_dir, const Manifest& m)
+        : data_path_(bundle_dir / (m.block_store_compressed ? bundle_path::kCompressedBlockStore
+                                                            : bundle_path::kBlockStore)),
+          hashes_(read_whole(bundle_dir / bundle_path::kBlockHashes)) {
         const fs::path hashes_path = bundle_dir / bundle_path::kBlockHashes;
-        if (hashes_.size() % 32 != 0 || hashes_.size() / 32 != expected_blocks) {
+        if (hashes_.size() % 32 != 0 || hashes_.size() / 32 != m.stored_blocks) {
             throw BundleError(hashes_path, "holds " + std::to_string(hashes_.size() / 32) + " block hashes, manifest says " +
-                                               std::to_string(expected_blocks) + " blocks (truncated or corrupted)");
+                                               std::to_string(m.stored_blocks) + " blocks (truncated or corrupted)");
+        }
+        count_ = m.stored_blocks;
+        const std::uint64_t want = count_ * kDiskBlockSize;
+        if (m.block_store_compressed) {
+            try {
+                packed_ = std::make_unique<ZstdFileReader>(data_path_, want);
+            } catch (const std::exception& e) {
+                throw BundleError(data_path_, "missing or unreadable");
+            }
+            return;
         }
         in_.open(data_path_, std::ios::binary);
         if (!in_) {
@@ -549,39 +622,66 @@ public:
         }
         std::error_code ec;
         const auto size = fs::file_size(data_path_, ec);
-        if (ec || size % kDiskBlockSize != 0 || size / kDiskBlockSize != expected_blocks) {
+        if (ec || size != want) {
             throw BundleError(data_path_, "is " + std::to_string(ec ? 0 : size) + " bytes, expected " +
-                                              std::to_string(expected_blocks * kDiskBlockSize) +
-                                              " (truncated or corrupted)");
+                                              std::to_string(want) + " (truncated or corrupted)");
         }
-        count_ = expected_blocks;
     }
 
-    // Block `index`, checked against its hash.
-    std::vector<std::uint8_t> block(std::uint64_t index) {
-        if (index >= count_) {
-            throw BundleError(data_path_, "block " + std::to_string(index) + " requested, store holds " +
-                                              std::to_string(count_));
+    // The next block, checked against its hash; false after the last.
+    bool next(std::vector<std::uint8_t>& data) {
+        if (index_ == count_) {
+            if (packed_) {
+                std::uint8_t extra;
+                bool more = false;
+                try {
+                    more = packed_->read({&extra, 1}) != 0;
+                } catch (const std::exception& e) {
+                    throw BundleError(data_path_, e.what());
+                }
+                if (more) {
+                    throw BundleError(data_path_, "holds more than the manifest's " + std::to_string(count_) + " blocks");
+                }
+            }
+            return false;
         }
-        std::vector<std::uint8_t> data(kDiskBlockSize);
-        in_.seekg(static_cast<std::streamoff>(index * kDiskBlockSize));
-        in_.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(data.size()));
-        if (!in_) {
-            throw BundleError(data_path_, "read error at block " + std::to_string(index));
+        data.resize(kDiskBlockSize);
+        if (packed_) {
+            std::size_t got = 0;
+            try {
+                got = packed_->read(data);
+            } catch (const std::exception& e) {
+                throw BundleError(data_path_, e.what());
+            }
+            if (got != data.size()) {
+                throw BundleError(data_path_, "ends at block " + std::to_string(index_) + " of " +
+                                                  std::to_string(count_) + " (truncated)");
+            }
+        } else {
+            in_.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(data.size()));
+            if (!in_) {
+                throw BundleError(data_path_, "read error at block " + std::to_string(index_));
+            }
         }
         const std::string digest = raw_sha256(data);
-        if (std::memcmp(digest.data(), hashes_.data() + index * 32, 32) != 0) {
-            throw BundleError(data_path_, "block " + std::to_string(index) + " does not match its SHA-256 (corrupted)");
+        if (std::memcmp(digest.data(), hashes_.data() + index_ * 32, 32) != 0) {
+            throw BundleError(data_path_, "block " + std::to_string(index_) + " does not match its SHA-256 (corrupted)");
         }
-        return data;
+        ++index_;
+        return true;
     }
+    // Index of the block next() returned last.
+    [[nodiscard]] std::uint64_t index() const { return index_ - 1; }
     [[nodiscard]] std::uint64_t count() const { return count_; }
+    [[nodiscard]] const fs::path& path() const { return data_path_; }
 
 private:
     fs::path data_path_;
     std::vector<std::uint8_t> hashes_;
     std::ifstream in_;
+    std::unique_ptr<ZstdFileReader> packed_;
     std::uint64_t count_ = 0;
+    std::uint64_t index_ = 0;
 };
 
 DiskMap load_disk_map(const OpenedBundle& bundle, std::size_t index) {
@@ -601,7 +701,16 @@ void rebuild_disk(const OpenedBundle& bundle, std::size_t index, const fs::path&
         throw BundleError(bundle.root / bundle_path::kManifest, "no disk " + std::to_string(index));
     }
     const DiskMap map = load_disk_map(bundle, index);
-    BlockStoreReader store(bundle.root, bundle.manifest.stored_blocks);
+    BlockStoreReader store(bundle.root, bundle.manifest);
+    // The store is read once, from its start: the map in store order.
+    std::vector<DiskMapEntry> by_store = map.entries;
+    std::stable_sort(by_store.begin(), by_store.end(),
+                     [](const DiskMapEntry& a, const DiskMapEntry& b) { return a.store_block < b.store_block; });
+    if (!by_store.empty() && by_store.back().store_block >= store.count()) {
+        throw BundleError(bundle.root / bundle.manifest.disks[index].map,
+                          "uses block " + std::to_string(by_store.back().store_block) + " of a store of " +
+                              std::to_string(store.count()));
+    }
     const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         throw BundleError(out, std::string("cannot create: ") + std::strerror(errno));
@@ -613,13 +722,17 @@ void rebuild_disk(const OpenedBundle& bundle, std::size_t index, const fs::path&
     if (::ftruncate(fd, static_cast<off_t>(map.virtual_size)) != 0) {
         throw BundleError(out, std::string("cannot size: ") + std::strerror(errno));
     }
-    for (const auto& e : map.entries) {
-        const auto data = store.block(e.store_block);
-        // The disk's last block may be partial.
-        const std::uint64_t offset = e.disk_block * kDiskBlockSize;
-        const std::size_t length = static_cast<std::size_t>(std::min<std::uint64_t>(kDiskBlockSize, map.virtual_size - offset));
-        if (::pwrite(fd, data.data(), length, static_cast<off_t>(offset)) != static_cast<ssize_t>(length)) {
-            throw BundleError(out, std::string("write error: ") + std::strerror(errno));
+    std::vector<std::uint8_t> data;
+    auto e = by_store.begin();
+    while (e != by_store.end() && store.next(data)) {
+        for (; e != by_store.end() && e->store_block == store.index(); ++e) {
+            // The disk's last block may be partial.
+            const std::uint64_t offset = e->disk_block * kDiskBlockSize;
+            const std::size_t length =
+                static_cast<std::size_t>(std::min<std::uint64_t>(kDiskBlockSize, map.virtual_size - offset));
+            if (::pwrite(fd, data.data(), length, static_cast<off_t>(offset)) != static_cast<ssize_t>(length)) {
+                throw BundleError(out, std::string("write error: ") + std::strerror(errno));
+            }
         }
     }
 }
@@ -684,15 +797,25 @@ VerifyReport verify_bundle(const fs::path& bundle_dir) {
         require_listed(d.map, "disk map");
     }
     if (!m.disks.empty()) {
-        require_listed(std::string(bundle_path::kBlockStore), "block store");
+        require_listed(std::string(m.block_store_compressed ? bundle_path::kCompressedBlockStore
+                                                            : bundle_path::kBlockStore),
+                       "block store");
         require_listed(std::string(bundle_path::kBlockHashes), "block hashes");
     }
+    if (m.checkpoints) {
+        require_listed(std::string(bundle_path::kCompressedCheckpoints), "checkpoints");
+    }
 
-    // Disk maps and blocks: every block each map uses is there and intact.
+    // Disk maps and blocks: every block is intact and each map uses only
+    // blocks the store has.
     if (!m.disks.empty()) {
         try {
-            BlockStoreReader store(bundle_dir, m.stored_blocks);
-            std::vector<bool> checked(store.count(), false);
+            BlockStoreReader store(bundle_dir, m);
+            std::vector<std::uint8_t> data;
+            while (store.next(data)) {
+            }
+            report.checked.push_back(store.path().filename().string() + ": " + std::to_string(store.count()) +
+                                     " blocks, all intact");
             for (std::size_t i = 0; i < m.disks.size(); ++i) {
                 const DiskMap map = load_disk_map(bundle, i);
                 for (const auto& e : map.entries) {
@@ -701,16 +824,31 @@ VerifyReport verify_bundle(const fs::path& bundle_dir) {
                                           "uses block " + std::to_string(e.store_block) + " of a store of " +
                                               std::to_string(store.count()));
                     }
-                    if (!checked[e.store_block]) {
-                        store.block(e.store_block);
-                        checked[e.store_block] = true;
-                    }
                 }
                 report.checked.push_back(m.disks[i].map + ": " + std::to_string(map.entries.size()) +
-                                         " stored blocks of disk " + m.disks[i].node + ", all intact");
+                                         " stored blocks of disk " + m.disks[i].node);
             }
         } catch (const std::exception& e) {
             report.problems.push_back(e.what());
+        }
+    }
+    // Checkpoints: the compressed file decompresses to the size the
+    // manifest says, and holds the checkpoints it lists.
+    if (m.checkpoints && bundle.compressed_checkpoints) {
+        try {
+            ZstdFileReader in(*bundle.compressed_checkpoints, m.checkpoints->bytes);
+            std::vector<std::uint8_t> buf(1 << 20);
+            while (in.read(buf) == buf.size()) {
+            }
+            if (in.bytes_out() != m.checkpoints->bytes) {
+                throw std::runtime_error("holds " + std::to_string(in.bytes_out()) + " bytes, the manifest says " +
+                                         std::to_string(m.checkpoints->bytes));
+            }
+            report.checked.push_back(std::string(bundle_path::kCompressedCheckpoints) + ": " +
+                                     std::to_string(m.checkpoints->icounts.size()) + " checkpoints, " +
+                                     std::to_string(in.bytes_out()) + " bytes uncompressed");
+        } catch (const std::exception& e) {
+            report.problems.push_back(bundle.compressed_checkpoints->string() + ": " + e.what());
         }
     }
 

@@ -4,14 +4,18 @@
 // Layout (all paths relative to the bundle directory):
 //   manifest.json       what was recorded and how (struct Manifest below)
 //   replay.log          the log QEMU wrote (rr=record,rrfile=...)
-//   replay.log.ckpt     checkpoints QEMU persisted (rrpersist=N); optional
+//   replay.log.ckpt.zst the checkpoints kept (checkpoint_thinning.hh), in
+//                       QEMU's checkpoint format, zstd-compressed; optional
+//   replay.log.ckpt     the same uncompressed, in bundles made before
+//                       checkpoints were compressed; optional
 //   files/<sha256>      kernel, initrd, firmware ROMs, ...: content-addressed,
 //                       so a file used twice is stored once
-//   disks/blocks.bin    the disk data the guest read, as 4 KiB blocks, each
-//                       distinct block once (de-duplicated by SHA-256);
-//                       all-zero blocks are not stored
-//   disks/blocks.sha256 the SHA-256 of each block of blocks.bin, 32 bytes
-//                       each, in the same order
+//   disks/blocks.zst    the disk data the guest read, as 4 KiB blocks, each
+//                       distinct block once (de-duplicated by SHA-256),
+//                       zstd-compressed; all-zero blocks are not stored
+//   disks/blocks.bin    the same uncompressed, in older bundles
+//   disks/blocks.sha256 the SHA-256 of each stored block, 32 bytes each, in
+//                       the same order
 //   disks/<N>.map       for drive N (manifest order): which block of the
 //                       disk holds which stored block (DiskMap below)
 // Every file but manifest.json is listed in the manifest's "contents" with
@@ -22,6 +26,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -33,6 +38,8 @@
 
 namespace qemu_rewind {
 
+class ZstdFileWriter;
+
 inline constexpr std::string_view kBundleFormat = "qemu-rewind-bundle";
 inline constexpr int kBundleFormatVersion = 1;
 inline constexpr std::size_t kDiskBlockSize = 4096;
@@ -41,9 +48,11 @@ namespace bundle_path {
 inline constexpr std::string_view kManifest = "manifest.json";
 inline constexpr std::string_view kLog = "replay.log";
 inline constexpr std::string_view kCheckpoints = "replay.log.ckpt";
+inline constexpr std::string_view kCompressedCheckpoints = "replay.log.ckpt.zst";
 inline constexpr std::string_view kFilesDir = "files";
 inline constexpr std::string_view kDisksDir = "disks";
 inline constexpr std::string_view kBlockStore = "disks/blocks.bin";
+inline constexpr std::string_view kCompressedBlockStore = "disks/blocks.zst";
 inline constexpr std::string_view kBlockHashes = "disks/blocks.sha256";
 // "files/<sha256>" and "disks/<index>.map".
 std::string file(std::string_view sha256);
@@ -120,7 +129,14 @@ struct Manifest {
     std::optional<std::uint64_t> checkpoint_every;  // rrpersist seconds
     std::vector<StoredFile> files;
     std::vector<DiskRecord> disks;
-    std::uint64_t stored_blocks = 0;  // blocks in disks/blocks.bin
+    std::uint64_t stored_blocks = 0;  // blocks in the block store
+    bool block_store_compressed = false;  // disks/blocks.zst, not blocks.bin
+    // replay.log.ckpt.zst: the uncompressed size and the kept checkpoints.
+    struct Checkpoints {
+        std::uint64_t bytes = 0;
+        std::vector<std::uint64_t> icounts;
+    };
+    std::optional<Checkpoints> checkpoints;
     std::vector<ModuleRecord> modules;
     std::vector<ContentEntry> contents;
     std::vector<std::string> notes;  // warnings from the recording
@@ -137,8 +153,18 @@ struct OpenedBundle {
     std::filesystem::path root;
     Manifest manifest;
     std::filesystem::path log;
-    std::optional<std::filesystem::path> checkpoints;  // when the bundle has one
+    // QEMU's checkpoint file when the bundle has one uncompressed (older
+    // bundles); compressed_checkpoints when it has replay.log.ckpt.zst.
+    std::optional<std::filesystem::path> checkpoints;
+    std::optional<std::filesystem::path> compressed_checkpoints;
 };
+
+// The most a bundle's checkpoints may take uncompressed, whatever its
+// manifest says (a replay writes them into its work directory).
+inline constexpr std::uint64_t kMaxCheckpointBytes = std::uint64_t{1} << 40;
+// Decompresses the bundle's checkpoints to `out`; checks the size against
+// the manifest's.  Throws BundleError.
+void unpack_checkpoints(const OpenedBundle& bundle, const std::filesystem::path& out);
 
 // True if `path` is a directory with a manifest.json (does not validate it).
 bool looks_like_bundle(const std::filesystem::path& path);
@@ -170,7 +196,7 @@ inline constexpr std::string_view kDiskMapMagic = "RWDMAP01";
 std::vector<std::uint8_t> encode_disk_map(const DiskMap& map);
 DiskMap decode_disk_map(std::span<const std::uint8_t> bytes, const std::filesystem::path& origin);
 
-// Builds disks/blocks.bin and disks/blocks.sha256, one copy of each block.
+// Builds disks/blocks.zst and disks/blocks.sha256, one copy of each block.
 class BlockStoreWriter {
 public:
     explicit BlockStoreWriter(const std::filesystem::path& bundle_dir);
@@ -185,7 +211,7 @@ public:
 
 private:
     std::filesystem::path dir_;
-    std::FILE* data_ = nullptr;
+    std::unique_ptr<ZstdFileWriter> data_;
     std::vector<std::string> hashes_;  // raw 32-byte digests, in store order
     std::map<std::string, std::uint32_t> index_;
 };

@@ -165,7 +165,9 @@ TEST_CASE("bundle: a disk recording replays from the bundle alone", "[bundle]")
     CHECK(manifest["recording"]["stop_reason"] == "poweroff");
     // Only what the guest read is kept: its first MiB and the 64 KiB it
     // read before overwriting them, not the 4 MiB image.
-    const auto stored = fs::file_size(b.bundle + "/disks/blocks.bin");
+    const auto stored = manifest["block_store"]["blocks"].get<std::uint64_t>() * 4096;
+    CHECK(manifest["block_store"]["compression"] == "zstd");
+    CHECK(fs::file_size(b.bundle + "/disks/blocks.zst") < stored);
     CHECK(stored >= (1u << 20) + (64u << 10));
     CHECK(stored < (2u << 20));
 
@@ -237,8 +239,8 @@ TEST_CASE("bundle: truncated, corrupted or foreign bundles are refused with exit
              return std::string("replay.log");
          }},
         {"corrupted disk block", [](const std::string &c) {
-             flip_byte(c + "/disks/blocks.bin", 5000);
-             return std::string("blocks.bin");
+             flip_byte(c + "/disks/blocks.zst", fs::file_size(c + "/disks/blocks.zst") / 2);
+             return std::string("blocks.zst");
          }},
         {"missing kernel", [](const std::string &c) {
              std::string kernel;

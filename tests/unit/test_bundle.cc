@@ -136,7 +136,8 @@ TEST_CASE("bundle disk store: blocks de-duplicated by content, rebuilt image mat
     map.entries.push_back({10, store.add(b)});
     store.finish();
     CHECK(store.count() == 2);
-    CHECK(fs::file_size(dir.path / "disks/blocks.bin") == 2 * kDiskBlockSize);
+    CHECK(fs::exists(dir.path / "disks/blocks.zst"));
+    CHECK(!fs::exists(dir.path / "disks/blocks.bin"));
     const auto encoded = encode_disk_map(map);
     write_text(dir.path / "disks/0.map", std::string(encoded.begin(), encoded.end()));
     write_text(dir.path / "replay.log", "");
@@ -144,6 +145,7 @@ TEST_CASE("bundle disk store: blocks de-duplicated by content, rebuilt image mat
     Manifest m = sample_manifest();
     m.disks = {{"rewind-d0", "/img", "raw", map.virtual_size, 4, "disks/0.map"}};
     m.stored_blocks = 2;
+    m.block_store_compressed = true;
     write_manifest(dir.path, m);
     const OpenedBundle bundle = open_bundle(dir.path);
     rebuild_disk(bundle, 0, dir.path / "disk.img");
@@ -157,13 +159,40 @@ TEST_CASE("bundle disk store: blocks de-duplicated by content, rebuilt image mat
     CHECK(image.substr(10 * kDiskBlockSize) == sb.substr(0, 512));
     CHECK(block(0) == std::string(kDiskBlockSize, '\0'));
 
-    // A flipped byte in the store is caught when the disk is rebuilt.
+    // Older bundles store the blocks uncompressed (blocks.bin): the same
+    // image.  A flipped byte there is caught when the disk is rebuilt.
+    write_text(dir.path / "disks/blocks.bin", sa + sb);
+    m.block_store_compressed = false;
+    write_manifest(dir.path, m);
+    const OpenedBundle old_bundle = open_bundle(dir.path);
+    rebuild_disk(old_bundle, 0, dir.path / "disk-old.img");
+    CHECK(read_text(dir.path / "disk-old.img") == image);
     {
         std::fstream f(dir.path / "disks/blocks.bin", std::ios::in | std::ios::out | std::ios::binary);
         f.seekp(100);
         f.put(static_cast<char>(a[100] ^ 1));
     }
-    REQUIRE_THROWS_WITH(rebuild_disk(bundle, 0, dir.path / "disk2.img"), ContainsSubstring("does not match its SHA-256"));
+    REQUIRE_THROWS_WITH(rebuild_disk(old_bundle, 0, dir.path / "disk2.img"), ContainsSubstring("does not match its SHA-256"));
+
+    // A compressed store cut short, or holding a block too many, is refused.
+    const std::string packed = read_text(dir.path / "disks/blocks.zst");
+    write_text(dir.path / "disks/blocks.zst", packed.substr(0, packed.size() / 2));
+    REQUIRE_THROWS_WITH(rebuild_disk(bundle, 0, dir.path / "disk3.img"), ContainsSubstring("blocks.zst"));
+    {
+        BlockStoreWriter three(dir.path);
+        three.add(a);
+        three.add(b);
+        std::vector<std::uint8_t> c(kDiskBlockSize, 7);
+        three.add(c);
+        three.finish();
+    }
+    write_text(dir.path / "disks/blocks.sha256", read_text(dir.path / "disks/blocks.sha256").substr(0, 64));
+    m.block_store_compressed = true;
+    write_manifest(dir.path, m);
+    const auto problems = verify_bundle(dir.path).problems;
+    CHECK(std::any_of(problems.begin(), problems.end(), [](const std::string& p) {
+        return p.find("blocks.zst") != std::string::npos && p.find("more than the") != std::string::npos;
+    }));
 }
 
 TEST_CASE("bundle disk map: truncated, foreign or inconsistent maps are refused", "[bundle]") {
