@@ -319,6 +319,13 @@ const std::vector<StateExclusion>& default_state_exclusions() {
         // every read during a replay comes from the log.
         {"timer", "cpu_ticks_offset", "host clock offset, not the guest's under icount"},
         {"timer", "cpu_clock_offset", "host clock offset, not the guest's under icount"},
+        // Counts the log events a replay has read, for error messages only;
+        // a checkpoint saved while recording carries the recorder's count.
+        {"replay", "current_event", "count of log events read, for error messages only"},
+        // User networking's host side.  In a replay the guest's packets come
+        // from the log (filter-replay), never from slirp, whose state a
+        // checkpoint saved while recording holds as the recording left it.
+        {"slirp", "", "user networking's host side: no packet of it reaches a replaying guest"},
     };
     return exclusions;
 }

@@ -131,7 +131,7 @@ const std::vector<std::string> kOrder = {
     "usb_plain_s", "usb_norecord_s", "usb_record_s", "usb_record_vs_norecord",
     "usb_norecord_guest_s", "usb_record_guest_s", "usb_log_bytes",
     "usb_log_usb_fraction", "usb_log_bytes_per_guest_s",
-    "vm_plain_s", "vm_record_s", "vm_replay_s", "vm_bundle_bytes", "vm_log_bytes",
+    "vm_plain_s", "vm_record_s", "vm_replay_s", "vm_bundle_bytes", "vm_log_bytes", "vm_checkpoint_bytes",
     "vm_reverse_stepi_p95_s", "vm_reverse_continue_s", "vm_forward_s", "vm_seek_end_s",
 };
 
@@ -958,6 +958,9 @@ void measure_vm(const std::string &dir, Results &res)
     }
     res.add("vm_bundle_bytes", "bytes", "ours", static_cast<double>(bytes));
     res.add("vm_log_bytes", "bytes", "ours", static_cast<double>(fs::file_size(bundle + "/replay.log")));
+    // The checkpoints rewind record keeps by default, part of the bundle.
+    const std::string ckpt = bundle + "/replay.log.ckpt.zst";
+    res.add("vm_checkpoint_bytes", "bytes", "ours", fs::exists(ckpt) ? static_cast<double>(fs::file_size(ckpt)) : 0.0);
 
     progress("vm: rewind replay");
     res.add("vm_replay_s", "s", "ours", timed({rewind_binary(), "replay", bundle, "--workdir", dir + "/replay"},
