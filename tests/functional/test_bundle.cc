@@ -167,7 +167,8 @@ TEST_CASE("bundle: a disk recording replays from the bundle alone", "[bundle]")
     // read before overwriting them, not the 4 MiB image.
     const auto stored = manifest["block_store"]["blocks"].get<std::uint64_t>() * 4096;
     CHECK(manifest["block_store"]["compression"] == "zstd");
-    CHECK(fs::file_size(b.bundle + "/disks/blocks.zst") < stored);
+    // The scenario's disk holds random bytes: compression cannot shrink them.
+    CHECK(fs::file_size(b.bundle + "/disks/blocks.zst") < stored + 4096);
     CHECK(stored >= (1u << 20) + (64u << 10));
     CHECK(stored < (2u << 20));
 
