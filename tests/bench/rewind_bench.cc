@@ -945,7 +945,8 @@ void measure_vm(const std::string &dir, Results &res)
 
     const std::string bundle = dir + "/vm.rewind";
     fs::remove_all(bundle);
-    std::vector<std::string> rec = {rewind_binary(), "record", "--out", bundle, "--"};
+    // With checkpoints saved while recording, as a developer who seeks wants.
+    std::vector<std::string> rec = {rewind_binary(), "record", "--checkpoint-every", "5", "--out", bundle, "--"};
     const auto cmd = vm_command(s, dir + "/record.serial", http.port());
     rec.insert(rec.end(), cmd.begin(), cmd.end());
     progress("vm: rewind record");

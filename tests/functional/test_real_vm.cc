@@ -47,7 +47,8 @@ CommandResult run_rewind(const std::vector<std::string> &args, std::chrono::mill
 // written with fsync, four gzip processes, power-off), checks restores at
 // `random` random points and `device` points after device activity, then
 // runs `reverse_rounds` rounds of gdb reverse operations.
-void record_and_check(const VmScenario &s, int random, int device, int reverse_rounds)
+void record_and_check(const VmScenario &s, int random, int device, int reverse_rounds,
+                      const std::vector<std::string> &record_options = {})
 {
     if (!fs::exists(vm_dir() + "/disk.qcow2")) {
         FAIL("no Debian VM image in " << vm_dir() << " (make images builds it)");
@@ -58,7 +59,9 @@ void record_and_check(const VmScenario &s, int random, int device, int reverse_r
     const std::string serial = tmp.path() + "/serial.log";
     const std::string bundle = tmp.path() + "/vm.rewind";
 
-    std::vector<std::string> rec = {"record", "--out", bundle, "--"};
+    std::vector<std::string> rec = {"record", "--out", bundle};
+    rec.insert(rec.end(), record_options.begin(), record_options.end());
+    rec.push_back("--");
     const auto cmd = vm_command(s, serial, http.port());
     rec.insert(rec.end(), cmd.begin(), cmd.end());
     auto r = run_rewind(rec, 900s);
@@ -69,6 +72,20 @@ void record_and_check(const VmScenario &s, int random, int device, int reverse_r
     REQUIRE_THAT(console, ContainsSubstring("rewind-vm: http md5 " + md5_hex(payload)));
     REQUIRE_THAT(console, ContainsSubstring("rewind-vm: gzip 4 1"));
     REQUIRE_THAT(console, ContainsSubstring("rewind-vm: done"));
+    const auto manifest = nlohmann::json::parse(read_file(bundle + "/manifest.json"));
+    if (!record_options.empty()) {
+        // Checkpoints saved with the recording: the last one at the guest's
+        // power-off, so the end is reached with a restore, no replay.
+        REQUIRE(manifest.contains("checkpoints"));
+        const std::uint64_t end = manifest["recording"]["icount"];
+        CHECK(manifest["checkpoints"]["icounts"].back() == end);
+        const auto t0 = std::chrono::steady_clock::now();
+        r = run_rewind({"replay", bundle, "--workdir", tmp.path() + "/seek", "--seek", std::to_string(end)}, 300s);
+        const double seek_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        CHECK(r.status.code == 0);
+        CHECK_THAT(r.output, ContainsSubstring("paused at instruction " + std::to_string(end)));
+        WARN("rewind replay --seek END: " << seek_s << " s");
+    }
 
     const std::string report = tmp.path() + "/check.json";
     r = run_rewind({"check-restores", bundle, "--points", std::to_string(random), "--bursts",
@@ -114,7 +131,9 @@ void record_and_check(const VmScenario &s, int random, int device, int reverse_r
 
 TEST_CASE("realvm: Debian on pc, virtio-blk and virtio-net, 1 GiB: every restore is exact", "[realvm]")
 {
-    record_and_check({"pc", "virtio", "virtio-net-pci", "1G"}, 12, 8, 10);
+    // With checkpoints saved while recording: restores through them are
+    // checked too (not on q35 yet: docs/bundles.rst).
+    record_and_check({"pc", "virtio", "virtio-net-pci", "1G"}, 12, 8, 10, {"--checkpoint-every", "5"});
 }
 
 TEST_CASE("realvm: Debian on q35, AHCI and e1000e, 1 GiB: every restore is exact", "[realvm]")
