@@ -959,7 +959,7 @@ void measure_vm(const std::string &dir, Results &res)
     }
     res.add("vm_bundle_bytes", "bytes", "ours", static_cast<double>(bytes));
     res.add("vm_log_bytes", "bytes", "ours", static_cast<double>(fs::file_size(bundle + "/replay.log")));
-    // The checkpoints rewind record keeps by default, part of the bundle.
+    // The checkpoints the bundle keeps (--checkpoint-every above), compressed.
     const std::string ckpt = bundle + "/replay.log.ckpt.zst";
     res.add("vm_checkpoint_bytes", "bytes", "ours", fs::exists(ckpt) ? static_cast<double>(fs::file_size(ckpt)) : 0.0);
 

@@ -107,7 +107,7 @@ void record_and_check(const VmScenario &s, int random, int device, int reverse_r
     CHECK(r.status.code == 0);
 
     if (reverse_rounds > 0) {
-        const std::uint64_t end = nlohmann::json::parse(read_file(bundle + "/manifest.json"))["recording"]["icount"];
+        const std::uint64_t end = manifest["recording"]["icount"];
         GdbReplay replay(bundle, tmp.path());
         ReverseStats st;
         try {
